@@ -1,0 +1,5 @@
+"""Command line entry point (filled in by the generator work)."""
+
+
+def main() -> int:
+    return 0

@@ -1,0 +1,3 @@
+"""aistack-stt: OpenAI-compatible speech-to-text on faster-whisper."""
+
+__version__ = "0.1.0"
