@@ -1,0 +1,160 @@
+"""The content of each managed block, as plain data keyed by output path.
+
+Variable names here are the contract in docs/architecture.md; the roles and
+playbooks read exactly these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import addressing
+from .schema import GPU_PROFILE, Domain, Infra, Machine
+from .validate import Checked
+
+CONNECTION = "community.general.incus"
+PYTHON = "/usr/bin/python3"
+ALL_GROUP = "aistack"
+
+
+def _gpu_device_name(domain: Domain) -> str:
+    profile = domain.profiles.get(GPU_PROFILE)
+    if profile:
+        for name, device in profile.devices.items():
+            if device.get("type") == "gpu":
+                return name
+    return "gpu"
+
+
+def domain_profiles(domain: Domain) -> dict[str, dict[str, Any]]:
+    """The domain's profiles, plus a standard gpu profile when a machine asks for one."""
+    profiles = {
+        p.name: {
+            "description": p.description,
+            "config": dict(p.config),
+            "devices": {k: dict(v) for k, v in p.devices.items()},
+        }
+        for p in domain.profiles.values()
+    }
+    if GPU_PROFILE not in profiles and any(m.gpu is not None for m in domain.machines):
+        profiles[GPU_PROFILE] = {
+            "description": "GPU passthrough with the NVIDIA runtime (added by aistack)",
+            # Without nvidia.runtime the container sees the device but has no driver libraries.
+            "config": {"nvidia.runtime": "true"},
+            "devices": {"gpu": {"type": "gpu", "gputype": "physical"}},
+        }
+    return profiles
+
+
+def _instance_devices(domain: Domain, machine: Machine) -> dict[str, dict[str, str]]:
+    devices = {k: dict(v) for k, v in machine.devices.items()}
+    gpu = machine.gpu
+    if gpu is not None and (gpu.id or gpu.pci):
+        # The profile asks for any GPU; a device of the same name on the instance
+        # overrides it with the one GPU this machine wants.
+        name = _gpu_device_name(domain)
+        base = {"type": "gpu", "gputype": "physical"}
+        if GPU_PROFILE in domain.profiles:
+            base = dict(domain.profiles[GPU_PROFILE].devices.get(name, base))
+        base.pop("id", None)
+        base.pop("pci", None)
+        base.update({"id": gpu.id} if gpu.id else {"pci": gpu.pci or ""})
+        devices.setdefault(name, base)
+    return devices
+
+
+def all_vars(infra: Infra) -> dict[str, Any]:
+    s = infra.settings
+    domains: dict[str, Any] = {}
+    for domain in infra.domains:
+        net = addressing.DomainNetwork.of(s.base_subnet, domain.subnet_id)
+        domains[domain.name] = {
+            "name": domain.name,
+            "description": domain.description,
+            "project": domain.name,
+            "bridge": addressing.bridge_name(domain.name),
+            "subnet": str(net.subnet),
+            "gateway": str(net.gateway),
+            "netmask_bits": net.subnet.prefixlen,
+            "dhcp_range_start": str(net.dhcp_first),
+            "dhcp_range_end": str(net.dhcp_last),
+            "ephemeral": domain.ephemeral,
+            "profiles": domain_profiles(domain),
+            "machines": [m.name for m in domain.machines],
+        }
+    build = s.image_build
+    return {
+        "aistack_base_subnet": s.base_subnet,
+        "aistack_gpu_policy": s.gpu_policy,
+        "aistack_default_image": s.default_image,
+        "aistack_ca_certificates": list(s.ca_certificates),
+        "aistack_incus_remote": s.remote,
+        "aistack_incus_remote_url": s.remote_url,
+        "aistack_incus_client_cert": s.client_cert,
+        "aistack_incus_client_key": s.client_key,
+        "aistack_storage_pool": s.storage_pool,
+        "aistack_storage_driver": s.storage_driver,
+        "aistack_image_build": (
+            {"alias": build.alias, "suite": build.suite, "mirror": build.mirror} if build else None
+        ),
+        "aistack_gpu_required": any(m.needs_gpu for m in infra.machines),
+        "aistack_domains": domains,
+    }
+
+
+def domain_vars(infra: Infra, domain: Domain) -> dict[str, Any]:
+    return {
+        "ansible_connection": CONNECTION,
+        "ansible_incus_project": domain.name,
+        "ansible_incus_remote": infra.settings.remote,
+        "ansible_python_interpreter": PYTHON,
+        "aistack_domain": domain.name,
+    }
+
+
+def inventory(domain: Domain) -> dict[str, Any]:
+    groups: dict[str, Any] = {
+        ALL_GROUP: {"children": {domain.name: {}}},
+        domain.name: {"hosts": {m.name: {} for m in domain.machines}},
+    }
+    for machine in domain.machines:
+        for role in machine.roles:
+            groups.setdefault(role, {"hosts": {}})["hosts"][machine.name] = {}
+    return groups
+
+
+def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "aistack_instance": {
+            "name": machine.name,
+            "domain": domain.name,
+            "project": domain.name,
+            "description": machine.description,
+            "type": machine.type,
+            "ip": str(machine.ip),
+            "image": machine.image,
+            "profiles": list(machine.profiles),
+            "config": dict(machine.config),
+            "devices": _instance_devices(domain, machine),
+            "ephemeral": machine.ephemeral,
+            "gpu": machine.needs_gpu,
+        },
+        "aistack_roles": list(machine.roles),
+    }
+    wired = checked.wiring.get(machine.name)
+    if wired:
+        result.update({k: v for k, v in wired.variables.items() if k not in machine.vars})
+    result.update(machine.vars)
+    return result
+
+
+def render(checked: Checked) -> dict[str, dict[str, Any]]:
+    """Output path (relative to the output directory) → managed block content."""
+    infra = checked.infra
+    files: dict[str, dict[str, Any]] = {"group_vars/all.yml": all_vars(infra)}
+    for domain in infra.domains:
+        files[f"inventory/{domain.name}.yml"] = inventory(domain)
+        files[f"group_vars/{domain.name}.yml"] = domain_vars(infra, domain)
+        for machine in domain.machines:
+            files[f"host_vars/{machine.name}.yml"] = host_vars(checked, domain, machine)
+    return files

@@ -1,0 +1,165 @@
+"""What infra.yml may contain, and the typed model the validator builds from it.
+
+The field tables are the single source for three consumers: the unknown-key
+check (with its "did you mean"), docs/infra-yml.md (a test fails when a field
+is missing there) and the validator itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str
+    required: bool = False
+    default: Any = None
+
+
+# Each section is a mapping in infra.yml; the key names the place in the file.
+SECTIONS: dict[str, tuple[Field, ...]] = {
+    "top": (
+        Field("global", "mapping", required=True),
+        Field("domains", "mapping of domain", required=True),
+    ),
+    "global": (
+        Field("base_subnet", "string", required=True),
+        Field("gpu_policy", "exclusive | shared", default="exclusive"),
+        Field("default_image", "string", default="images:debian/12"),
+        Field("image_build", "mapping or null"),
+        Field("ca_certificates", "list of paths", default=()),
+        Field("remote", "string", default="local"),
+        Field("remote_url", "string or null"),
+        Field("client_cert", "path or null"),
+        Field("client_key", "path or null"),
+        Field("storage_pool", "string", default="default"),
+        Field("storage_driver", "string", default="dir"),
+    ),
+    "image_build": (
+        Field("alias", "string", default="aistack/debian-12"),
+        Field("suite", "string", default="bookworm"),
+        Field("mirror", "URL", default="http://deb.debian.org/debian"),
+    ),
+    "domain": (
+        Field("description", "string", default=""),
+        Field("subnet_id", "integer 0-255", required=True),
+        Field("ephemeral", "boolean", default=False),
+        Field("profiles", "mapping of profile", default={}),
+        Field("machines", "mapping of machine", default={}),
+    ),
+    "profile": (
+        Field("description", "string", default=""),
+        Field("config", "mapping", default={}),
+        Field("devices", "mapping", default={}),
+    ),
+    "machine": (
+        Field("description", "string", default=""),
+        Field("type", "lxc | vm", default="lxc"),
+        Field("ip", "IPv4 address", required=True),
+        Field("gpu", "false | true | GPU id | PCI address", default=False),
+        Field("profiles", "list of profile names", default=()),
+        Field("roles", "list of role names", default=()),
+        Field("config", "mapping", default={}),
+        Field("devices", "mapping", default={}),
+        Field("image", "string", default=None),
+        Field("ephemeral", "boolean", default=None),
+        Field("vars", "mapping", default={}),
+        Field("wiring", "mapping", default={}),
+    ),
+    "wiring": (
+        Field("ollama_server", "machine name"),
+        Field("stt_server", "machine name"),
+    ),
+}
+
+GPU_POLICIES = ("exclusive", "shared")
+MACHINE_TYPES = ("lxc", "vm")
+# Roles that run on the Incus host itself and so cannot be given to a machine.
+HOST_ONLY_ROLES = frozenset({"incus_host"})
+# Variables the generator owns in host_vars; a machine's vars must not reuse them.
+RESERVED_VARS = frozenset({"aistack_instance", "aistack_roles", "aistack_domain"})
+DEFAULT_PORTS = {"ollama_server": 11434, "stt_server": 8000, "open_webui": 8080}
+PORT_VARS = {"ollama_server": "ollama_server_port", "stt_server": "stt_server_port"}
+GPU_PROFILE = "gpu"
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    alias: str
+    suite: str
+    mirror: str
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    base_subnet: str
+    gpu_policy: str
+    default_image: str
+    image_build: ImageBuild | None
+    ca_certificates: tuple[str, ...]
+    remote: str
+    remote_url: str | None
+    client_cert: str | None
+    client_key: str | None
+    storage_pool: str
+    storage_driver: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    config: dict[str, str]
+    devices: dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A machine's GPU request: any GPU, or one chosen by id or PCI address."""
+
+    id: str | None = None
+    pci: str | None = None
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    domain: str
+    description: str
+    type: str
+    ip: IPv4Address
+    gpu: Gpu | None
+    profiles: tuple[str, ...]
+    roles: tuple[str, ...]
+    config: dict[str, str]
+    devices: dict[str, dict[str, str]]
+    image: str
+    ephemeral: bool
+    vars: dict[str, Any]
+    wiring: dict[str, str]
+    needs_gpu: bool
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    description: str
+    subnet_id: int
+    ephemeral: bool
+    profiles: dict[str, Profile]
+    machines: tuple[Machine, ...]
+
+
+@dataclass(frozen=True)
+class Infra:
+    settings: GlobalSettings
+    domains: tuple[Domain, ...]
+    machines: tuple[Machine, ...] = field(default=())
+
+    def machine(self, name: str) -> Machine:
+        return next(m for m in self.machines if m.name == name)

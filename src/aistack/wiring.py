@@ -1,0 +1,122 @@
+"""Service endpoints derived from roles, so that nobody types an IP twice.
+
+A machine with open_webui needs the Ollama URL and the STT URL. The provider is
+the machine named in its ``wiring:``; otherwise the only machine with that role
+in the same domain; otherwise the only one anywhere. More than one candidate is
+an error that names them, never a silent pick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .loader import KeyPath
+from .schema import DEFAULT_PORTS, PORT_VARS, Infra, Machine
+
+CONSUMER_ROLE = "open_webui"
+OLLAMA_URL = "open_webui_ollama_base_url"
+STT_URL = "open_webui_stt_base_url"
+STT_HOST = "open_webui_stt_host"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Variables a consumer machine gets in its host_vars."""
+
+    variables: dict[str, str]
+
+
+def _port(machine: Machine, role: str) -> int:
+    value = machine.vars.get(PORT_VARS[role], DEFAULT_PORTS[role])
+    return int(value)
+
+
+def _provider(
+    infra: Infra, consumer: Machine, role: str
+) -> tuple[Machine | None, tuple[KeyPath, str] | None]:
+    base: KeyPath = ("domains", consumer.domain, "machines", consumer.name)
+    chosen = consumer.wiring.get(role)
+    carriers = [m for m in infra.machines if role in m.roles]
+    if chosen is not None:
+        match = next((m for m in carriers if m.name == chosen), None)
+        if match is None:
+            names = ", ".join(m.name for m in carriers) or "none"
+            return None, (
+                base + ("wiring", role),
+                f"machine '{chosen}' does not carry role {role}; machines that do: {names}",
+            )
+        return match, None
+    local = [m for m in carriers if m.domain == consumer.domain]
+    candidates = local or carriers
+    if len(candidates) == 1:
+        return candidates[0], None
+    if not candidates:
+        override = OLLAMA_URL if role == "ollama_server" else STT_URL
+        return None, (
+            base + ("roles",),
+            f"role {CONSUMER_ROLE} needs a machine with role {role}, and none has it; "
+            f"add {role} to a machine's roles, or set vars.{override} by hand",
+        )
+    where = f"domain {consumer.domain}" if local else "all domains"
+    names = ", ".join(m.name for m in candidates)
+    return None, (
+        base + ("roles",),
+        f"role {CONSUMER_ROLE} could use role {role} on several machines in {where} "
+        f"({names}); choose one with wiring: {{{role}: <machine>}} on this machine",
+    )
+
+
+def _port_problem(machine: Machine, role: str) -> tuple[KeyPath, str] | None:
+    var = PORT_VARS[role]
+    value = machine.vars.get(var)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        return (
+            ("domains", machine.domain, "machines", machine.name, "vars", var),
+            f"{value!r} is not a TCP port; use a whole number 1–65535",
+        )
+    return None
+
+
+def resolve(infra: Infra) -> tuple[dict[str, Wiring], list[tuple[KeyPath, str]]]:
+    """Endpoints for every consumer machine, and the problems that prevent them."""
+    problems: list[tuple[KeyPath, str]] = []
+    for machine in infra.machines:
+        for role in PORT_VARS:
+            if role in machine.roles:
+                problem = _port_problem(machine, role)
+                if problem:
+                    problems.append(problem)
+    if problems:
+        return {}, problems
+    result: dict[str, Wiring] = {}
+    for consumer in infra.machines:
+        unused = set(consumer.wiring) - (
+            set(PORT_VARS) if CONSUMER_ROLE in consumer.roles else set()
+        )
+        for key in sorted(unused):
+            problems.append(
+                (
+                    ("domains", consumer.domain, "machines", consumer.name, "wiring", key),
+                    f"wiring only applies to machines with role {CONSUMER_ROLE}; remove it here",
+                )
+            )
+        if CONSUMER_ROLE not in consumer.roles:
+            continue
+        variables: dict[str, str] = {}
+        if OLLAMA_URL not in consumer.vars:
+            ollama, problem = _provider(infra, consumer, "ollama_server")
+            if problem:
+                problems.append(problem)
+            elif ollama is not None:
+                variables[OLLAMA_URL] = f"http://{ollama.ip}:{_port(ollama, 'ollama_server')}"
+        if STT_URL not in consumer.vars:
+            stt, problem = _provider(infra, consumer, "stt_server")
+            if problem:
+                problems.append(problem)
+            elif stt is not None:
+                variables[STT_URL] = f"http://{stt.ip}:{_port(stt, 'stt_server')}/v1"
+                variables[STT_HOST] = stt.name
+        result[consumer.name] = Wiring(variables)
+    return result, problems
