@@ -1,0 +1,41 @@
+# Copyright: aistack developers
+# Apache License 2.0 (see galaxy.yml)
+"""Options shared by the homelab.aistack.incus_* modules: how to reach Incus."""
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  url:
+    description:
+      - Where the Incus API listens.
+      - A path is a local unix socket; C(https://host:8443) is a remote that
+        needs O(client_cert) and O(client_key) trusted by the server.
+      - When omitted, the local socket C(/var/lib/incus/unix.socket) (or
+        C($INCUS_DIR/unix.socket)) is used.
+    type: str
+  client_cert:
+    description: Client certificate (PEM) for a remote O(url).
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: Key of O(client_cert) for a remote O(url).
+    type: path
+    aliases: [key_file]
+  server_cert:
+    description: Certificate (PEM) the remote server must present; overrides O(validate_certs).
+    type: path
+  validate_certs:
+    description: Verify the remote server's TLS certificate against the system CAs.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for one API call or background operation.
+    type: int
+    default: 120
+requirements:
+  - pylxd (on the controller, in the Python that runs Ansible)
+notes:
+  - Supports check mode and diff mode.
+  - Incus API errors become a failure whose C(msg) names the object and the cause.
+"""

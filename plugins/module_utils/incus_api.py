@@ -1,0 +1,223 @@
+# Copyright: aistack developers
+# Apache License 2.0 (see galaxy.yml)
+"""Connection to the Incus REST API through pylxd, shared by the incus_* modules.
+
+The modules talk to the low-level API tree of pylxd (``client.api``) rather than
+its object models: the models hide which fields changed, and idempotence needs
+exactly that. Every API failure is turned into an ``IncusError`` whose message
+says what was asked and what Incus answered, so a module can fail with a
+sentence instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+import traceback
+
+try:
+    from pylxd import Client
+    from pylxd import exceptions as pylxd_exceptions
+
+    PYLXD_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by require_pylxd()
+    Client = None
+    pylxd_exceptions = None
+    PYLXD_IMPORT_ERROR = traceback.format_exc()
+
+DEFAULT_SOCKETS = ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
+
+# Keys Incus writes by itself into an instance's config; they are never compared.
+VOLATILE_PREFIXES = ("volatile.", "image.")
+
+
+class IncusError(Exception):
+    """A failure a user can act on; the message is shown as the module's msg."""
+
+
+def connection_argument_spec() -> dict:
+    """Options every incus_* module accepts to reach the daemon."""
+    return {
+        "url": {"type": "str"},
+        "client_cert": {"type": "path", "aliases": ["cert_file"]},
+        "client_key": {"type": "path", "aliases": ["key_file"]},
+        "server_cert": {"type": "path"},
+        "validate_certs": {"type": "bool", "default": True},
+        "timeout": {"type": "int", "default": 120},
+    }
+
+
+def require_pylxd(module) -> None:
+    if PYLXD_IMPORT_ERROR is not None:
+        module.fail_json(
+            msg="The Python library pylxd is required on the controller: "
+            "install it into the Python that runs Ansible (make setup does).",
+            exception=PYLXD_IMPORT_ERROR,
+        )
+
+
+def _default_socket() -> str:
+    if os.environ.get("INCUS_DIR"):
+        return os.path.join(os.environ["INCUS_DIR"], "unix.socket")
+    for path in DEFAULT_SOCKETS:
+        if os.path.exists(path):
+            return path
+    return DEFAULT_SOCKETS[0]
+
+
+class IncusApi:
+    """Thin typed wrapper over pylxd's API tree: get, create, update, delete."""
+
+    def __init__(self, params: dict):
+        url = params.get("url") or _default_socket()
+        self.timeout = params.get("timeout") or 120
+        cert = None
+        verify: bool | str = True
+        if url.startswith("/"):
+            if not os.path.exists(url):
+                raise IncusError(
+                    f"Incus socket {url} does not exist: is incusd running on this host? "
+                    "Start it (playbooks/host.yml does) or set url to a remote."
+                )
+        else:
+            if params.get("client_cert") or params.get("client_key"):
+                if not (params.get("client_cert") and params.get("client_key")):
+                    raise IncusError("client_cert and client_key must be given together.")
+                cert = (params["client_cert"], params["client_key"])
+            if params.get("server_cert"):
+                verify = params["server_cert"]
+            else:
+                verify = bool(params.get("validate_certs", True))
+        try:
+            self.client = Client(endpoint=url, cert=cert, verify=verify, timeout=self.timeout)
+        except Exception as exc:  # pylxd raises several unrelated types here
+            raise IncusError(f"Cannot reach Incus at {url}: {exc}") from exc
+        if self.client.host_info.get("auth") != "trusted":
+            raise IncusError(
+                f"Incus at {url} does not trust this client: add the client certificate "
+                "with `incus config trust add-certificate` on the server."
+            )
+        self.url = url
+
+    # -- generic REST helpers -------------------------------------------------
+
+    def _node(self, path: str):
+        node = self.client.api
+        for part in path.strip("/").split("/"):
+            node = node[part]
+        return node
+
+    @staticmethod
+    def _params(project: str | None, extra: dict | None = None) -> dict:
+        params = dict(extra or {})
+        if project:
+            params["project"] = project
+        return params
+
+    def _call(self, what: str, method: str, path: str, project=None, body=None, params=None):
+        node = self._node(path)
+        kwargs = {"params": self._params(project, params)}
+        if body is not None:
+            kwargs["json"] = body
+        try:
+            response = getattr(node, method)(**kwargs)
+        except pylxd_exceptions.LXDAPIException as exc:
+            raise IncusError(f"{what} failed: {exc}") from exc
+        except Exception as exc:  # connection errors from requests
+            raise IncusError(f"{what} failed: {exc}") from exc
+        data = response.json() if response.content else {}
+        if data.get("type") == "async":
+            return self._wait(what, data)
+        return data.get("metadata")
+
+    def _wait(self, what: str, data: dict):
+        op_id = data["operation"].rstrip("/").split("/")[-1]
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = max(1, int(deadline - time.monotonic()))
+            try:
+                resp = self.client.api.operations[op_id].wait.get(params={"timeout": left})
+            except pylxd_exceptions.LXDAPIException as exc:
+                raise IncusError(f"{what} failed: {exc}") from exc
+            meta = resp.json().get("metadata") or {}
+            status = meta.get("status")
+            if status == "Success":
+                return meta.get("metadata")
+            if status in ("Failure", "Cancelled"):
+                raise IncusError(f"{what} failed: {meta.get('err') or status}")
+            if time.monotonic() >= deadline:
+                raise IncusError(f"{what} did not finish within {self.timeout} s.")
+
+    def get(self, path: str, project: str | None = None, params: dict | None = None):
+        """The object at path, or None when Incus answers 404."""
+        try:
+            return self._node(path).get(params=self._params(project, params)).json()["metadata"]
+        except pylxd_exceptions.NotFound:
+            return None
+        except pylxd_exceptions.LXDAPIException as exc:
+            raise IncusError(f"Reading {path} failed: {exc}") from exc
+        except Exception as exc:
+            raise IncusError(f"Reading {path} failed: {exc}") from exc
+
+    def post(self, what: str, path: str, body: dict, project: str | None = None):
+        return self._call(what, "post", path, project, body)
+
+    def put(self, what: str, path: str, body: dict, project: str | None = None):
+        return self._call(what, "put", path, project, body)
+
+    def patch(self, what: str, path: str, body: dict, project: str | None = None):
+        return self._call(what, "patch", path, project, body)
+
+    def delete(self, what: str, path: str, project: str | None = None):
+        return self._call(what, "delete", path, project)
+
+    # -- shared checks --------------------------------------------------------
+
+    def require_project(self, project: str) -> None:
+        if self.get(f"projects/{project}") is None:
+            raise IncusError(
+                f"Incus project '{project}' does not exist: create it first "
+                "(homelab.aistack.incus_project)."
+            )
+
+    def managed_networks(self) -> list[dict]:
+        nets = self.get("networks", params={"recursion": "1", "all-projects": "true"}) or []
+        return [n for n in nets if n.get("managed")]
+
+
+def network_of(address: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The subnet of an Incus address setting like 10.0.0.1/24 (None for auto/none)."""
+    if not address or address in ("none", "auto"):
+        return None
+    try:
+        return ipaddress.ip_interface(address).network
+    except ValueError:
+        return None
+
+
+def stringify(mapping: dict | None) -> dict:
+    """Incus stores every config value as a string; compare them as such."""
+    out = {}
+    for key, value in (mapping or {}).items():
+        if isinstance(value, bool):
+            out[str(key)] = "true" if value else "false"
+        elif value is None:
+            out[str(key)] = ""
+        else:
+            out[str(key)] = str(value)
+    return out
+
+
+def stringify_devices(devices: dict | None) -> dict:
+    return {str(name): stringify(dev) for name, dev in (devices or {}).items()}
+
+
+def run_module(module, body) -> None:
+    """Run body(api) and turn IncusError into fail_json without a traceback."""
+    require_pylxd(module)
+    try:
+        api = IncusApi(module.params)
+        body(api)
+    except IncusError as exc:
+        module.fail_json(msg=str(exc))

@@ -1,0 +1,421 @@
+#!/usr/bin/python
+# Copyright: aistack developers
+# Apache License 2.0 (see galaxy.yml)
+"""Ansible module: an Incus instance (container or VM), its settings and its run state."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_instance
+short_description: Manage an Incus instance (container or virtual machine)
+version_added: 0.1.0
+description:
+  - Creates, updates, starts, stops or removes one Incus instance through the
+    Incus REST API (pylxd), and can wait until it has an IPv4 address.
+  - O(config) and O(devices) are declared in full (keys Incus writes by itself,
+    C(volatile.*) and C(image.*), are kept and never compared); a key or device
+    removed from the request is removed from the instance.
+  - O(image) is used only on creation; an existing instance keeps its root
+    file system. O(type) cannot change on an existing instance (the module fails).
+  - Before creating, the module checks that the image and every profile exist
+    and fails naming the missing one.
+author: aistack developers
+options:
+  name:
+    description: Instance name.
+    type: str
+    required: true
+  project:
+    description: Project of the instance.
+    type: str
+    default: default
+  type:
+    description: V(container) (also V(lxc)) or V(virtual-machine) (also V(vm)).
+    type: str
+    default: container
+    choices: [container, virtual-machine, lxc, vm]
+  image:
+    description:
+      - Image to create the instance from, C(REMOTE:ALIAS).
+      - C(local:ALIAS) or a bare C(ALIAS) is an image on the Incus server itself
+        (an image of the default project is visible from projects without C(features.images)).
+      - C(images:ALIAS) pulls from the public image server, C(ubuntu:ALIAS) from Ubuntu's.
+      - Required when the instance does not exist yet and O(state) is not V(absent).
+    type: str
+  description:
+    description: Free-text description. Left unchanged when omitted.
+    type: str
+  profiles:
+    description: Profiles in the order they apply; each must exist in O(project).
+    type: list
+    elements: str
+    default: [default]
+  config:
+    description: Instance config, for example C(limits.memory) or C(boot.autostart); values compared as strings.
+    type: dict
+    default: {}
+  devices:
+    description: Instance devices by name, each a mapping of device keys.
+    type: dict
+    default: {}
+  ephemeral:
+    description: Incus ephemeral flag (the instance is deleted when it stops).
+    type: bool
+    default: false
+  state:
+    description:
+      - V(started) and V(stopped) create the instance when missing and set its run state.
+      - V(present) creates or updates it and leaves a new instance stopped.
+      - V(absent) stops and removes it.
+    type: str
+    choices: [started, stopped, present, absent]
+    default: started
+  force_delete:
+    description:
+      - With O(state=absent), remove C(security.protection.delete) first so a
+        protected instance can be removed. Without it a protected instance fails
+        with a message saying so.
+    type: bool
+    default: false
+  wait_for_ipv4:
+    description: With O(state=started), wait until O(interface) has a global IPv4 address.
+    type: bool
+    default: true
+  interface:
+    description: Interface whose address O(wait_for_ipv4) waits for.
+    type: str
+    default: eth0
+  wait_timeout:
+    description: Seconds to wait for the address.
+    type: int
+    default: 120
+extends_documentation_fragment:
+  - homelab.aistack.incus
+"""
+
+EXAMPLES = r"""
+- name: Container ai in project lab with a static address, started and reachable
+  homelab.aistack.incus_instance:
+    name: ai
+    project: lab
+    image: local:aistack/debian-12
+    profiles: [default]
+    config:
+      limits.memory: 8GiB
+      boot.autostart: true
+      security.protection.delete: true
+    devices:
+      eth0: {type: nic, name: eth0, network: br-lab, ipv4.address: 10.100.10.10}
+    state: started
+
+- name: Remove it, protection included
+  homelab.aistack.incus_instance:
+    name: ai
+    project: lab
+    state: absent
+    force_delete: true
+"""
+
+RETURN = r"""
+instance:
+  description: The instance after the run (as it would be, in check mode); empty when absent.
+  returned: always
+  type: dict
+  sample:
+    name: ai
+    project: lab
+    type: container
+    status: Running
+    profiles: [default]
+    config: {limits.memory: 8GiB}
+    devices: {eth0: {type: nic, network: br-lab, ipv4.address: 10.100.10.10}}
+    ipv4: [10.100.10.10]
+changes:
+  description: Names of the fields that differed from the request (C(state) for creation or removal, C(status) for start/stop).
+  returned: always
+  type: list
+  elements: str
+  sample: [config.limits.memory, status]
+"""
+
+import time  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
+    VOLATILE_PREFIXES,
+    IncusError,
+    connection_argument_spec,
+    run_module,
+    stringify,
+    stringify_devices,
+)
+
+IMAGE_SERVERS = {
+    "images": "https://images.linuxcontainers.org",
+    "ubuntu": "https://cloud-images.ubuntu.com/releases",
+}
+TYPES = {"lxc": "container", "vm": "virtual-machine"}
+PROTECT = "security.protection.delete"
+
+
+def _user_config(config: dict) -> dict:
+    return {k: v for k, v in (config or {}).items() if not k.startswith(VOLATILE_PREFIXES)}
+
+
+def _ipv4(state: dict | None, interface: str) -> list[str]:
+    nets = (state or {}).get("network") or {}
+    addrs = (nets.get(interface) or {}).get("addresses") or []
+    return [a["address"] for a in addrs if a.get("family") == "inet" and a.get("scope") == "global"]
+
+
+def _view(obj: dict | None, project: str, ipv4: list[str] | None = None) -> dict:
+    if not obj:
+        return {}
+    return {
+        "name": obj["name"],
+        "project": project,
+        "type": obj.get("type", ""),
+        "status": obj.get("status", ""),
+        "description": obj.get("description", ""),
+        "profiles": list(obj.get("profiles") or []),
+        "config": _user_config(obj.get("config")),
+        "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
+        "ephemeral": bool(obj.get("ephemeral")),
+        "ipv4": ipv4 or [],
+    }
+
+
+def _source(image: str) -> dict:
+    remote, _, alias = image.rpartition(":")
+    if remote in ("", "local"):
+        return {"type": "image", "alias": alias}
+    if remote not in IMAGE_SERVERS:
+        raise IncusError(
+            f"Image '{image}': unknown remote '{remote}'; use local:ALIAS, "
+            + ", ".join(f"{r}:ALIAS" for r in IMAGE_SERVERS)
+        )
+    return {
+        "type": "image",
+        "mode": "pull",
+        "server": IMAGE_SERVERS[remote],
+        "protocol": "simplestreams",
+        "alias": alias,
+    }
+
+
+class InstanceRunner:
+    """One run of the module: read, compare, apply, report."""
+
+    def __init__(self, module, api):
+        self.module = module
+        self.api = api
+        self.p = module.params
+        self.name = self.p["name"]
+        self.project = self.p["project"]
+        self.path = f"instances/{self.name}"
+        self.changes: list[str] = []
+
+    def label(self) -> str:
+        return f"instance '{self.name}' (project {self.project})"
+
+    def current(self) -> dict | None:
+        return self.api.get(self.path, self.project)
+
+    def state(self) -> dict | None:
+        return self.api.get(f"{self.path}/state", self.project)
+
+    def set_status(self, action: str, force: bool = False) -> None:
+        body = {"action": action, "timeout": 30, "force": force}
+        self.api.put(f"{action.capitalize()} {self.label()}", f"{self.path}/state", body,
+                     self.project)
+
+    def preflight_create(self) -> None:
+        image = self.p["image"]
+        if not image:
+            raise IncusError(f"Creating {self.label()} needs an image (option image).")
+        source = _source(image)
+        if "server" not in source:
+            alias = source["alias"]
+            found = self.api.get(f"images/aliases/{alias}", self.project)
+            if found is None and self.api.get(f"images/{alias}", self.project) is None:
+                raise IncusError(
+                    f"Image '{image}' not found on the Incus server (no alias '{alias}' in "
+                    f"project {self.project}): build or import it first "
+                    "(playbooks/host.yml builds local:aistack/debian-12 when image_build is set)."
+                )
+        self.check_profiles()
+
+    def check_profiles(self) -> None:
+        for profile in self.p["profiles"]:
+            if self.api.get(f"profiles/{profile}", self.project) is None:
+                raise IncusError(
+                    f"Profile '{profile}' of {self.label()} does not exist in project "
+                    f"{self.project}; create it first or remove it from profiles."
+                )
+
+    def wait_ipv4(self) -> list[str]:
+        deadline = time.monotonic() + self.p["wait_timeout"]
+        while True:
+            addrs = _ipv4(self.state(), self.p["interface"])
+            if addrs:
+                return addrs
+            if time.monotonic() >= deadline:
+                raise IncusError(
+                    f"{self.label()} has no IPv4 address on {self.p['interface']} after "
+                    f"{self.p['wait_timeout']} s: check its network device and the bridge's DHCP."
+                )
+            time.sleep(1)
+
+    def absent(self, current: dict | None) -> None:
+        if current is None:
+            self.module.exit_json(changed=False, instance={}, changes=[])
+        before = _view(current, self.project)
+        protected = (current.get("config") or {}).get(PROTECT) == "true"
+        if protected and not self.p["force_delete"]:
+            raise IncusError(
+                f"{self.label()} is protected against deletion ({PROTECT}=true); "
+                "set force_delete: true to remove it anyway."
+            )
+        if not self.module.check_mode:
+            if current.get("status") != "Stopped":
+                self.set_status("stop", force=True)
+            if protected:
+                current = self.current()
+                body = self.put_body(current, dict(_user_config(current["config"])))
+                body["config"].pop(PROTECT, None)
+                self.api.put(f"Unprotecting {self.label()}", self.path, body, self.project)
+            self.api.delete(f"Removing {self.label()}", self.path, self.project)
+        self.module.exit_json(
+            changed=True, instance={}, changes=["state"], diff={"before": before, "after": {}}
+        )
+
+    def put_body(self, current: dict, user_config: dict) -> dict:
+        config = {k: v for k, v in current["config"].items() if k.startswith(VOLATILE_PREFIXES)}
+        config.update(user_config)
+        return {
+            "architecture": current.get("architecture"),
+            "config": config,
+            "devices": stringify_devices(self.p["devices"]),
+            "profiles": list(self.p["profiles"]),
+            "ephemeral": self.p["ephemeral"],
+            "description": (
+                self.p["description"]
+                if self.p["description"] is not None
+                else current.get("description", "")
+            ),
+        }
+
+    def create(self) -> dict:
+        self.preflight_create()
+        wanted_type = TYPES.get(self.p["type"], self.p["type"])
+        body = {
+            "name": self.name,
+            "type": wanted_type,
+            "description": self.p["description"] or "",
+            "profiles": list(self.p["profiles"]),
+            "config": stringify(self.p["config"]),
+            "devices": stringify_devices(self.p["devices"]),
+            "ephemeral": self.p["ephemeral"],
+            "source": _source(self.p["image"]),
+        }
+        self.changes.append("state")
+        if self.module.check_mode:
+            status = "Running" if self.p["state"] == "started" else "Stopped"
+            return _view(dict(body, status=status), self.project)
+        self.api.post(f"Creating {self.label()} from {self.p['image']}", "instances", body,
+                      self.project)
+        return _view(self.current(), self.project)
+
+    def update(self, current: dict) -> dict:
+        wanted_type = TYPES.get(self.p["type"], self.p["type"])
+        if current.get("type") != wanted_type:
+            raise IncusError(
+                f"{self.label()} is a {current.get('type')}, not a {wanted_type}; "
+                "the type of an existing instance cannot change (remove it first)."
+            )
+        before = _view(current, self.project)
+        config = stringify(self.p["config"])
+        devices = stringify_devices(self.p["devices"])
+        for key in sorted(set(before["config"]) | set(config)):
+            if before["config"].get(key) != config.get(key):
+                self.changes.append(f"config.{key}")
+        for key in sorted(set(before["devices"]) | set(devices)):
+            if before["devices"].get(key) != devices.get(key):
+                self.changes.append(f"devices.{key}")
+        if before["profiles"] != list(self.p["profiles"]):
+            self.check_profiles()
+            self.changes.append("profiles")
+        if before["ephemeral"] != self.p["ephemeral"]:
+            self.changes.append("ephemeral")
+        if self.p["description"] is not None and self.p["description"] != before["description"]:
+            self.changes.append("description")
+        if not self.changes:
+            return before
+        body = self.put_body(current, config)
+        if self.module.check_mode:
+            return dict(before, config=config, devices=devices, profiles=body["profiles"],
+                        ephemeral=body["ephemeral"], description=body["description"])
+        self.api.put(f"Updating {self.label()} ({', '.join(self.changes)})", self.path, body,
+                     self.project)
+        return _view(self.current(), self.project)
+
+    def run(self) -> None:
+        self.api.require_project(self.project)
+        current = self.current()
+        if self.p["state"] == "absent":
+            self.absent(current)
+        before = _view(current, self.project)
+        after = self.create() if current is None else self.update(current)
+        wanted = {"started": "Running", "stopped": "Stopped"}.get(self.p["state"])
+        if wanted and after.get("status") != wanted:
+            self.changes.append("status")
+            if not self.module.check_mode:
+                self.set_status("start" if wanted == "Running" else "stop")
+            after["status"] = wanted
+        if self.p["state"] == "started" and self.p["wait_for_ipv4"] and not self.module.check_mode:
+            after["ipv4"] = self.wait_ipv4()
+        elif current is not None:
+            after["ipv4"] = _ipv4(self.state(), self.p["interface"])
+        before_cmp = {k: v for k, v in before.items() if k != "ipv4"}
+        after_cmp = {k: v for k, v in after.items() if k != "ipv4"}
+        self.module.exit_json(
+            changed=bool(self.changes),
+            instance=after,
+            changes=self.changes,
+            diff={"before": before_cmp, "after": after_cmp},
+        )
+
+
+def main() -> None:
+    spec = connection_argument_spec()
+    spec.update(
+        name={"type": "str", "required": True},
+        project={"type": "str", "default": "default"},
+        type={
+            "type": "str",
+            "default": "container",
+            "choices": ["container", "virtual-machine", "lxc", "vm"],
+        },
+        image={"type": "str"},
+        description={"type": "str"},
+        profiles={"type": "list", "elements": "str", "default": ["default"]},
+        config={"type": "dict", "default": {}},
+        devices={"type": "dict", "default": {}},
+        ephemeral={"type": "bool", "default": False},
+        state={
+            "type": "str",
+            "choices": ["started", "stopped", "present", "absent"],
+            "default": "started",
+        },
+        force_delete={"type": "bool", "default": False},
+        wait_for_ipv4={"type": "bool", "default": True},
+        interface={"type": "str", "default": "eth0"},
+        wait_timeout={"type": "int", "default": 120},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run_module(module, lambda api: InstanceRunner(module, api).run())
+
+
+if __name__ == "__main__":
+    main()

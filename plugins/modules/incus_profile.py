@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# Copyright: aistack developers
+# Apache License 2.0 (see galaxy.yml)
+"""Ansible module: an Incus profile with its config and devices."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_profile
+short_description: Manage an Incus profile (config and devices)
+version_added: 0.1.0
+description:
+  - Creates, updates or removes one Incus profile through the Incus REST API (pylxd).
+  - A profile is declared in full; O(config) and O(devices) replace what the
+    profile holds, so a key or device removed from the request is removed from
+    the profile.
+  - The V(default) profile of a project always exists; V(present) updates it.
+author: aistack developers
+options:
+  name:
+    description: Profile name.
+    type: str
+    required: true
+  project:
+    description: Project the profile lives in (one with C(features.profiles), or V(default)).
+    type: str
+    default: default
+  description:
+    description: Free-text description. Left unchanged when omitted.
+    type: str
+  config:
+    description:
+      - Profile config, for example C(nvidia.runtime) or C(limits.memory).
+      - Values are compared as strings; booleans become C(true)/C(false).
+    type: dict
+    default: {}
+  devices:
+    description: Devices by name, each a mapping of device keys (C(type) is required by Incus).
+    type: dict
+    default: {}
+  state:
+    description: V(present) creates or updates; V(absent) removes (Incus refuses while instances use it).
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - homelab.aistack.incus
+"""
+
+EXAMPLES = r"""
+- name: Default profile of project lab, root disk and the domain bridge
+  homelab.aistack.incus_profile:
+    name: default
+    project: lab
+    devices:
+      root: {type: disk, path: /, pool: default}
+      eth0: {type: nic, name: eth0, network: br-lab}
+
+- name: GPU profile with the NVIDIA driver libraries passed in
+  homelab.aistack.incus_profile:
+    name: gpu
+    project: lab
+    config:
+      nvidia.runtime: true
+    devices:
+      gpu: {type: gpu}
+"""
+
+RETURN = r"""
+profile:
+  description: The profile after the run (as it would be, in check mode); empty when absent.
+  returned: always
+  type: dict
+  sample:
+    name: gpu
+    description: ""
+    config: {nvidia.runtime: "true"}
+    devices: {gpu: {type: gpu}}
+changes:
+  description: Names of the fields that differed from the request.
+  returned: always
+  type: list
+  elements: str
+  sample: [devices.gpu]
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
+    connection_argument_spec,
+    run_module,
+    stringify,
+    stringify_devices,
+)
+
+
+def _view(obj: dict | None) -> dict:
+    if not obj:
+        return {}
+    return {
+        "name": obj["name"],
+        "description": obj.get("description", ""),
+        "config": dict(obj.get("config") or {}),
+        "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
+    }
+
+
+def _diff_keys(prefix: str, old: dict, new: dict) -> list[str]:
+    return [f"{prefix}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def main() -> None:
+    spec = connection_argument_spec()
+    spec.update(
+        name={"type": "str", "required": True},
+        project={"type": "str", "default": "default"},
+        description={"type": "str"},
+        config={"type": "dict", "default": {}},
+        devices={"type": "dict", "default": {}},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+
+    def body(api) -> None:
+        name, project = p["name"], p["project"]
+        api.require_project(project)
+        path = f"profiles/{name}"
+        current = api.get(path, project)
+        before = _view(current)
+        if p["state"] == "absent":
+            if current is None:
+                module.exit_json(changed=False, profile={}, changes=[])
+            if not module.check_mode:
+                api.delete(f"Removing Incus profile '{name}' (project {project})", path, project)
+            module.exit_json(
+                changed=True, profile={}, changes=["state"], diff={"before": before, "after": {}}
+            )
+
+        config = stringify(p["config"])
+        devices = stringify_devices(p["devices"])
+        if current is None:
+            after = {
+                "name": name,
+                "description": p["description"] or "",
+                "config": config,
+                "devices": devices,
+            }
+            if not module.check_mode:
+                api.post(f"Creating Incus profile '{name}' (project {project})", "profiles",
+                         after, project)
+                after = _view(api.get(path, project))
+            module.exit_json(
+                changed=True, profile=after, changes=["state"], diff={"before": {}, "after": after}
+            )
+
+        description = before["description"]
+        if p["description"] is not None:
+            description = p["description"]
+        after = {"name": name, "description": description, "config": config, "devices": devices}
+        changes = _diff_keys("config", before["config"], config)
+        changes += _diff_keys("devices", before["devices"], devices)
+        if description != before["description"]:
+            changes.append("description")
+        if changes and not module.check_mode:
+            api.put(
+                f"Updating Incus profile '{name}' (project {project}; {', '.join(changes)})",
+                path,
+                {"description": description, "config": config, "devices": devices},
+                project,
+            )
+            after = _view(api.get(path, project))
+        module.exit_json(
+            changed=bool(changes),
+            profile=after,
+            changes=changes,
+            diff={"before": before, "after": after},
+        )
+
+    run_module(module, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+#!/usr/bin/python
+# Copyright: aistack developers
+# Apache License 2.0 (see galaxy.yml)
+"""Ansible module: an Incus project, created, updated or removed."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_project
+short_description: Manage an Incus project
+version_added: 0.1.0
+description:
+  - Creates, updates or removes one Incus project through the Incus REST API (pylxd).
+  - Only the config keys given in O(config) are managed; keys Incus or someone
+    else set are left alone.
+  - C(features.*) keys can only change while the project is empty; Incus
+    refuses otherwise and the module fails with its message.
+author: aistack developers
+options:
+  name:
+    description: Project name.
+    type: str
+    required: true
+  description:
+    description: Free-text description. Left unchanged when omitted.
+    type: str
+  config:
+    description:
+      - Project config keys, for example C(features.profiles) or C(limits.instances).
+      - Values are compared as strings (Incus stores them so); booleans become C(true)/C(false).
+    type: dict
+    default: {}
+  state:
+    description:
+      - V(present) creates or updates the project; V(absent) removes it.
+      - Incus removes only empty projects (no instances, images, volumes or
+        profiles besides C(default)).
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - homelab.aistack.incus
+"""
+
+EXAMPLES = r"""
+- name: Create the project of domain lab, sharing images with the default project
+  homelab.aistack.incus_project:
+    name: lab
+    description: Private AI stack
+    config:
+      features.images: "false"
+      features.profiles: "true"
+
+- name: Remove the project
+  homelab.aistack.incus_project:
+    name: lab
+    state: absent
+"""
+
+RETURN = r"""
+project:
+  description: The project as Incus reports it after the run (as it would be, in check mode); empty when absent.
+  returned: always
+  type: dict
+  sample:
+    name: lab
+    description: Private AI stack
+    config:
+      features.images: "false"
+      features.profiles: "true"
+changes:
+  description: Names of the fields that differed from the request.
+  returned: always
+  type: list
+  elements: str
+  sample: [config.features.images]
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
+    IncusError,
+    connection_argument_spec,
+    run_module,
+    stringify,
+)
+
+
+def _view(obj: dict | None) -> dict:
+    if not obj:
+        return {}
+    return {
+        "name": obj["name"],
+        "description": obj.get("description", ""),
+        "config": dict(obj.get("config") or {}),
+    }
+
+
+def main() -> None:
+    spec = connection_argument_spec()
+    spec.update(
+        name={"type": "str", "required": True},
+        description={"type": "str"},
+        config={"type": "dict", "default": {}},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+
+    def body(api) -> None:
+        name = p["name"]
+        current = api.get(f"projects/{name}")
+        before = _view(current)
+        changes: list[str] = []
+        if p["state"] == "absent":
+            if current is None:
+                module.exit_json(changed=False, project={}, changes=[])
+            if not module.check_mode:
+                used = [u for u in current.get("used_by") or [] if "/profiles/default" not in u]
+                if used:
+                    raise IncusError(
+                        f"Incus project '{name}' is not empty, remove these first: "
+                        + ", ".join(sorted(used))
+                    )
+                api.delete(f"Removing Incus project '{name}'", f"projects/{name}")
+            module.exit_json(
+                changed=True, project={}, changes=["state"], diff={"before": before, "after": {}}
+            )
+
+        wanted = stringify(p["config"])
+        if current is None:
+            after = {"name": name, "description": p["description"] or "", "config": wanted}
+            if not module.check_mode:
+                api.post(
+                    f"Creating Incus project '{name}'",
+                    "projects",
+                    {"name": name, "description": after["description"], "config": wanted},
+                )
+                after = _view(api.get(f"projects/{name}"))
+            module.exit_json(
+                changed=True, project=after, changes=["state"], diff={"before": {}, "after": after}
+            )
+
+        config = dict(before["config"])
+        for key, value in wanted.items():
+            if config.get(key) != value:
+                changes.append(f"config.{key}")
+                config[key] = value
+        description = before["description"]
+        if p["description"] is not None and p["description"] != description:
+            changes.append("description")
+            description = p["description"]
+        after = {"name": name, "description": description, "config": config}
+        if changes and not module.check_mode:
+            api.put(
+                f"Updating Incus project '{name}' ({', '.join(changes)})",
+                f"projects/{name}",
+                {"description": description, "config": config},
+            )
+            after = _view(api.get(f"projects/{name}"))
+        module.exit_json(
+            changed=bool(changes),
+            project=after,
+            changes=changes,
+            diff={"before": before, "after": after},
+        )
+
+    run_module(module, body)
+
+
+if __name__ == "__main__":
+    main()
