@@ -56,7 +56,9 @@ class Plan:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        # newline="" keeps "\r\n" as written: the user's text must survive byte for byte.
+        with path.open(encoding="utf-8", newline="") as handle:
+            return handle.read()
     except FileNotFoundError:
         return None
 
