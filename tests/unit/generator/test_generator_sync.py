@@ -127,7 +127,9 @@ def test_dry_run_on_a_fresh_directory_shows_new_files(ws: Workspace) -> None:
 
 
 def test_orphans_are_listed_on_every_sync_and_removed_on_request(ws: Workspace) -> None:
-    text = EXAMPLE + "  old:\n    subnet_id: 20\n    machines:\n      gone:\n        ip: 10.100.20.5\n"
+    text = EXAMPLE + (
+        "  old:\n    subnet_id: 20\n    machines:\n      gone:\n        ip: 10.100.20.5\n"
+    )
     ws.write(text)
     ws.sync()
     (ws.root / "host_vars/mine.yml").write_text("---\nfoo: 1\n")  # the user's own file
@@ -166,7 +168,8 @@ def test_gpu_machine_gets_the_gpu_profile_and_its_own_device(ws: Workspace) -> N
 
 def test_domain_gpu_profile_is_used_as_defined(ws: Workspace) -> None:
     text = EXAMPLE.replace("    subnet_id: 10\n", "    subnet_id: 10\n    profiles:\n      gpu:\n"
-                           "        config: {nvidia.runtime: true, nvidia.driver.capabilities: all}\n"
+                           "        config:\n"
+                           "          {nvidia.runtime: true, nvidia.driver.capabilities: all}\n"
                            "        devices: {card: {type: gpu, pci: '0000:01:00.0'}}\n")
     ws.write(text.replace("roles: [ollama_server, stt_server]",
                           "roles: [ollama_server, stt_server]\n        gpu: true"))

@@ -86,7 +86,8 @@ CASES = [
      "global.default_image", "<remote>:<alias>"),
     ("bad gpu value", "roles: [open_webui]", "roles: [open_webui]\n        gpu: lots",
      "domains.lab.machines.web.gpu", "not a GPU choice"),
-    ("gpu on a vm", "roles: [open_webui]", "roles: [open_webui]\n        type: vm\n        gpu: true",
+    ("gpu on a vm", "roles: [open_webui]",
+     "roles: [open_webui]\n        type: vm\n        gpu: true",
      "domains.lab.machines.web.gpu", "vm"),
     ("missing CA file", "ca_certificates: []", "ca_certificates: [/nonexistent/ca.pem]",
      "global.ca_certificates[0]", "does not exist"),
@@ -192,7 +193,8 @@ def test_gpu_device_in_a_profile_counts_under_exclusive_policy(ws: Workspace) ->
 
 
 def test_ambiguous_ollama_names_the_candidates_and_the_fix(ws: Workspace) -> None:
-    text = TWO_DOMAINS.replace("ip: 10.100.11.10\n", "ip: 10.100.11.10\n        roles: [stt_server]\n")
+    text = TWO_DOMAINS.replace("ip: 10.100.11.10\n",
+                               "ip: 10.100.11.10\n        roles: [stt_server]\n")
     text = text.replace("roles: [ollama_server, stt_server]", "roles: [ollama_server]")
     text = text.replace("      web:\n", "      llm2:\n        ip: 10.100.10.30\n"
                         "        roles: [ollama_server]\n      web:\n")
