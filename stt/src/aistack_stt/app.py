@@ -1,0 +1,152 @@
+"""The FastAPI application: `create_app(settings)` wires settings, models, engine and routes.
+
+Routers live in their own modules (`api.py` for the OpenAI/Speaches API, `health.py` for
+liveness, readiness and metrics); more can be added with `app.include_router`. Shared objects
+are kept on `app.state`: `settings`, `metrics`, `models` (ModelManager), `engine` (anything
+with Engine's `transcribe` coroutine) and `readiness`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from . import __version__
+from .api import router as api_router
+from .config import Settings
+from .engine import Engine
+from .errors import APIError, error_response, install_handlers
+from .health import router as health_router
+from .metrics import Metrics
+from .models import ModelManager
+
+log = logging.getLogger("aistack_stt")
+
+PUBLIC_PATHS = ("/health", "/health/ready")
+
+
+@dataclass
+class Readiness:
+    """Whether the default model has been loaded, and why not if it failed."""
+
+    state: str = "loading"  # loading | ok | error
+    error: str | None = None
+
+
+def _load_default(app: FastAPI) -> None:
+    state: Readiness = app.state.readiness
+    try:
+        app.state.models.get(app.state.settings.model)
+    except APIError as exc:
+        state.state, state.error = "error", exc.message
+        log.error("default model did not load: %s", exc.message)
+    except Exception as exc:  # keep the server alive to report the failure on /health
+        state.state, state.error = "error", f"{type(exc).__name__}: {exc}"
+        log.exception("default model did not load")
+    else:
+        state.state, state.error = "ok", None
+
+
+class _Guard(BaseHTTPMiddleware):
+    """API key check, upload size pre-check and request metrics, in one pass."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        settings: Settings = request.app.state.settings
+        metrics: Metrics = request.app.state.metrics
+        started = time.monotonic()
+        route = _route_label(request)
+        response = self._refuse(request, settings)
+        if response is None:
+            response = await call_next(request)
+        metrics.requests.inc(endpoint=route, status=str(response.status_code))
+        metrics.latency.observe(time.monotonic() - started, endpoint=route)
+        return response
+
+    @staticmethod
+    def _refuse(request: Request, settings: Settings) -> Response | None:
+        if settings.api_key and request.url.path not in PUBLIC_PATHS:
+            auth = request.headers.get("authorization", "")
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                token.strip().encode(), settings.api_key.encode()
+            ):
+                return error_response(
+                    APIError(
+                        401,
+                        "missing or wrong API key: send Authorization: Bearer <key>",
+                        code="invalid_api_key",
+                    )
+                )
+        length = request.headers.get("content-length")
+        # Refuse an oversized upload before reading it; the multipart envelope gets 64 KiB.
+        if length and length.isdigit() and int(length) > settings.max_upload_bytes + 65536:
+            return error_response(_too_large(settings))
+        return None
+
+
+def _too_large(settings: Settings) -> APIError:
+    return APIError(
+        413,
+        f"the upload is larger than the limit of {settings.max_upload_mb:g} MB "
+        "(AISTACK_STT_MAX_UPLOAD_MB)",
+        param="file",
+        code="file_too_large",
+    )
+
+
+def _route_label(request: Request) -> str:
+    """A bounded label: known endpoints by their template, anything else as 'other'."""
+    path = request.url.path
+    for prefix in ("/api/ps/", "/v1/models/"):
+        if path.startswith(prefix):
+            return prefix + "{model}"
+    known = (
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+        "/v1/models",
+        "/api/ps",
+        "/health",
+        "/health/ready",
+        "/metrics",
+    )
+    return path if path in known else "other"
+
+
+def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
+    """Build the app. The default model loads in the background so /health answers at once."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if load_default:
+            threading.Thread(
+                target=_load_default, args=(app,), name="aistack-stt-preload", daemon=True
+            ).start()
+        app.state.models.start_sweeper()
+        try:
+            yield
+        finally:
+            app.state.engine.close()
+            app.state.models.close()
+
+    app = FastAPI(title="aistack-stt", version=__version__, lifespan=lifespan)
+    metrics = Metrics()
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.models = ModelManager(settings, metrics)
+    app.state.engine = Engine(app.state.models, metrics)
+    app.state.readiness = Readiness(state="loading" if load_default else "ok")
+    app.state.too_large = lambda: _too_large(settings)
+    install_handlers(app)
+    app.add_middleware(_Guard)
+    app.include_router(health_router)
+    app.include_router(api_router)
+    return app

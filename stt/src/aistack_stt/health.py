@@ -1,0 +1,49 @@
+"""Liveness, readiness and metrics: what systemd, Ansible and Prometheus poll.
+
+`GET /health` always answers 200 while the process runs (liveness) and says in `status`
+whether the default model is loaded (`ok`), still loading (`loading`) or failed (`error`,
+with the reason in `error`). `GET /health/ready` answers 200 only when `status` is `ok`, 503
+otherwise, for checks that only look at the status code. Field names are a contract with the
+stt_server role: keep them stable.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from . import __version__
+from .metrics import CONTENT_TYPE
+
+router = APIRouter()
+
+
+def _health(request: Request) -> dict:
+    state = request.app.state
+    models = state.models
+    return {
+        "status": state.readiness.state,
+        "ready": state.readiness.state == "ok",
+        "error": state.readiness.error,
+        "version": __version__,
+        "model": state.settings.model,
+        "models_loaded": [m.id for m in models.loaded()],
+        "device": models.device,
+        "compute_type": models.compute_type,
+    }
+
+
+@router.get("/health")
+def health(request: Request) -> dict:
+    return _health(request)
+
+
+@router.get("/health/ready")
+def ready(request: Request) -> JSONResponse:
+    body = _health(request)
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

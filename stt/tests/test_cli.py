@@ -1,0 +1,110 @@
+"""`aistack-stt serve` as systemd runs it: configured by AISTACK_STT_* variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from aistack_stt.config import ConfigError, load_settings
+from stt_testkit import Speech
+
+EXE = Path(sys.executable).with_name("aistack-stt")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--device", "tpu"], {}, "device 'tpu'"),
+        ([], {"AISTACK_STT_COMPUTE_TYPE": "int3"}, "compute_type 'int3'"),
+        ([], {"AISTACK_STT_PORT": "eighty"}, "AISTACK_STT_PORT='eighty' is not a number"),
+        (["--model-ttl", "-5"], {}, "model_ttl -5"),
+        (["--port", "70000"], {}, "port 70000"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line_and_no_traceback(
+    args: list[str], env: dict[str, str], needle: str
+) -> None:
+    proc = subprocess.run(
+        [str(EXE), "serve", *args], env=_env(**env), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+
+
+def test_flags_override_environment_and_empty_means_unset() -> None:
+    settings = load_settings(
+        {"port": "9000", "language": None},
+        environ={"AISTACK_STT_PORT": "8001", "AISTACK_STT_LANGUAGE": "", "AISTACK_STT_API_KEY": ""},
+    )
+    assert settings.port == 9000
+    assert settings.language is None and settings.api_key is None
+    with pytest.raises(ConfigError, match="beam_size"):
+        load_settings(environ={"AISTACK_STT_BEAM_SIZE": "0"})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_from_environment_answers_health_and_transcribes(
+    models_dir: Path, speech: Speech
+) -> None:
+    port = _free_port()
+    env = _env(
+        AISTACK_STT_HOST="127.0.0.1",
+        AISTACK_STT_PORT=str(port),
+        AISTACK_STT_MODEL=str(models_dir / "tiny.en"),
+        AISTACK_STT_MODEL_DIR=str(models_dir),
+        AISTACK_STT_DEVICE="cpu",
+        AISTACK_STT_COMPUTE_TYPE="int8",
+        AISTACK_STT_API_KEY="k",
+        AISTACK_STT_LANGUAGE="en",
+        HF_HUB_OFFLINE="1",
+    )
+    proc = subprocess.Popen(
+        [str(EXE), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        body = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = httpx.get(url + "/health", timeout=2).json()
+                if body["status"] != "loading":
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        assert body is not None, "server never answered /health"
+        assert body["status"] == "ok"
+        assert body["model"] == str(models_dir / "tiny.en")
+        assert body["compute_type"] == "int8" and body["device"] == "cpu"
+        resp = httpx.post(
+            url + "/v1/audio/transcriptions",
+            files={"file": speech.command_wav.open("rb")},
+            headers={"Authorization": "Bearer k"},
+            timeout=60,
+        )
+        assert resp.status_code == 200, resp.text
+        assert "kitchen" in resp.json()["text"].lower()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "Traceback" not in out
