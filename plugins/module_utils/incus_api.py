@@ -174,8 +174,11 @@ class IncusApi:
 
     # -- shared checks --------------------------------------------------------
 
+    def project_exists(self, project: str) -> bool:
+        return self.get(f"projects/{project}") is not None
+
     def require_project(self, project: str) -> None:
-        if self.get(f"projects/{project}") is None:
+        if not self.project_exists(project):
             raise IncusError(
                 f"Incus project '{project}' does not exist: create it first "
                 "(homelab.aistack.incus_project)."

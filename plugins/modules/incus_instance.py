@@ -361,6 +361,8 @@ class InstanceRunner:
         return _view(self.current(), self.project)
 
     def run(self) -> None:
+        if self.p["state"] == "absent" and not self.api.project_exists(self.project):
+            self.module.exit_json(changed=False, instance={}, changes=[])
         self.api.require_project(self.project)
         current = self.current()
         if self.p["state"] == "absent":

@@ -149,6 +149,8 @@ def main() -> None:
 
     def body(api) -> None:
         name, project = p["name"], p["project"]
+        if p["state"] == "absent" and not api.project_exists(project):
+            module.exit_json(changed=False, network={}, changes=[])
         api.require_project(project)
         path = f"networks/{name}"
         current = api.get(path, project)

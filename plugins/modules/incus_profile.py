@@ -124,6 +124,8 @@ def main() -> None:
 
     def body(api) -> None:
         name, project = p["name"], p["project"]
+        if p["state"] == "absent" and not api.project_exists(project):
+            module.exit_json(changed=False, profile={}, changes=[])
         api.require_project(project)
         path = f"profiles/{name}"
         current = api.get(path, project)
