@@ -51,7 +51,9 @@ options:
     elements: str
     default: [default]
   config:
-    description: Instance config, for example C(limits.memory) or C(boot.autostart); values compared as strings.
+    description:
+      - Instance config, for example C(limits.memory) or C(boot.autostart).
+      - Values are compared as strings; booleans become C(true)/C(false).
     type: dict
     default: {}
   devices:
@@ -131,7 +133,9 @@ instance:
     devices: {eth0: {type: nic, network: br-lab, ipv4.address: 10.100.10.10}}
     ipv4: [10.100.10.10]
 changes:
-  description: Names of the fields that differed from the request (C(state) for creation or removal, C(status) for start/stop).
+  description:
+    - Names of the fields that differed from the request.
+    - C(state) stands for creation or removal, C(status) for a start or stop.
   returned: always
   type: list
   elements: str
@@ -141,7 +145,6 @@ changes:
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     VOLATILE_PREFIXES,
     IncusError,
@@ -215,6 +218,7 @@ class InstanceRunner:
         self.project = self.p["project"]
         self.path = f"instances/{self.name}"
         self.changes: list[str] = []
+        self.project_pending = False
 
     def label(self) -> str:
         return f"instance '{self.name}' (project {self.project})"
@@ -227,8 +231,9 @@ class InstanceRunner:
 
     def set_status(self, action: str, force: bool = False) -> None:
         body = {"action": action, "timeout": 30, "force": force}
-        self.api.put(f"{action.capitalize()} {self.label()}", f"{self.path}/state", body,
-                     self.project)
+        self.api.put(
+            f"{action.capitalize()} {self.label()}", f"{self.path}/state", body, self.project
+        )
 
     def preflight_create(self) -> None:
         image = self.p["image"]
@@ -237,8 +242,9 @@ class InstanceRunner:
         source = _source(image)
         if "server" not in source:
             alias = source["alias"]
-            found = self.api.get(f"images/aliases/{alias}", self.project)
-            if found is None and self.api.get(f"images/{alias}", self.project) is None:
+            project = None if self.project_pending else self.project
+            found = self.api.get(f"images/aliases/{alias}", project)
+            if found is None and self.api.get(f"images/{alias}", project) is None:
                 raise IncusError(
                     f"Image '{image}' not found on the Incus server (no alias '{alias}' in "
                     f"project {self.project}): build or import it first "
@@ -247,6 +253,8 @@ class InstanceRunner:
         self.check_profiles()
 
     def check_profiles(self) -> None:
+        if self.project_pending:
+            return
         for profile in self.p["profiles"]:
             if self.api.get(f"profiles/{profile}", self.project) is None:
                 raise IncusError(
@@ -323,8 +331,9 @@ class InstanceRunner:
         if self.module.check_mode:
             status = "Running" if self.p["state"] == "started" else "Stopped"
             return _view(dict(body, status=status), self.project)
-        self.api.post(f"Creating {self.label()} from {self.p['image']}", "instances", body,
-                      self.project)
+        self.api.post(
+            f"Creating {self.label()} from {self.p['image']}", "instances", body, self.project
+        )
         return _view(self.current(), self.project)
 
     def update(self, current: dict) -> dict:
@@ -354,17 +363,30 @@ class InstanceRunner:
             return before
         body = self.put_body(current, config)
         if self.module.check_mode:
-            return dict(before, config=config, devices=devices, profiles=body["profiles"],
-                        ephemeral=body["ephemeral"], description=body["description"])
-        self.api.put(f"Updating {self.label()} ({', '.join(self.changes)})", self.path, body,
-                     self.project)
+            return dict(
+                before,
+                config=config,
+                devices=devices,
+                profiles=body["profiles"],
+                ephemeral=body["ephemeral"],
+                description=body["description"],
+            )
+        self.api.put(
+            f"Updating {self.label()} ({', '.join(self.changes)})", self.path, body, self.project
+        )
         return _view(self.current(), self.project)
 
     def run(self) -> None:
         if self.p["state"] == "absent" and not self.api.project_exists(self.project):
             self.module.exit_json(changed=False, instance={}, changes=[])
-        self.api.require_project(self.project)
-        current = self.current()
+        if self.module.check_mode and not self.api.project_exists(self.project):
+            # The project is only being created in this check run: the instance
+            # would be new; its image is looked up where the project will find it.
+            self.project_pending = True
+            current = None
+        else:
+            self.api.require_project(self.project)
+            current = self.current()
         if self.p["state"] == "absent":
             self.absent(current)
         before = _view(current, self.project)

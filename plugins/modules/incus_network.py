@@ -38,12 +38,15 @@ options:
     type: str
   config:
     description:
-      - Network config, for example C(ipv4.address), C(ipv4.nat), C(ipv4.dhcp.ranges), C(ipv6.address).
+      - Network config, for example C(ipv4.address), C(ipv4.nat),
+        C(ipv4.dhcp.ranges), C(ipv6.address).
       - Values are compared as strings; booleans become C(true)/C(false).
     type: dict
     default: {}
   state:
-    description: V(present) creates or updates; V(absent) removes (Incus refuses while it is in use).
+    description:
+      - V(present) creates or updates; V(absent) removes.
+      - Incus refuses to remove a network while it is in use.
     type: str
     choices: [present, absent]
     default: present
@@ -89,7 +92,6 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
     connection_argument_spec,

@@ -39,7 +39,9 @@ options:
     type: dict
     default: {}
   state:
-    description: V(present) creates or updates; V(absent) removes (Incus refuses while instances use it).
+    description:
+      - V(present) creates or updates; V(absent) removes.
+      - Incus refuses to remove a profile while instances use it.
     type: str
     choices: [present, absent]
     default: present
@@ -85,7 +87,6 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     connection_argument_spec,
     run_module,
@@ -126,6 +127,17 @@ def main() -> None:
         name, project = p["name"], p["project"]
         if p["state"] == "absent" and not api.project_exists(project):
             module.exit_json(changed=False, profile={}, changes=[])
+        if module.check_mode and p["state"] == "present" and not api.project_exists(project):
+            # The project itself is only being created in this check run.
+            after = {
+                "name": name,
+                "description": p["description"] or "",
+                "config": stringify(p["config"]),
+                "devices": stringify_devices(p["devices"]),
+            }
+            module.exit_json(
+                changed=True, profile=after, changes=["state"], diff={"before": {}, "after": after}
+            )
         api.require_project(project)
         path = f"profiles/{name}"
         current = api.get(path, project)
@@ -149,8 +161,12 @@ def main() -> None:
                 "devices": devices,
             }
             if not module.check_mode:
-                api.post(f"Creating Incus profile '{name}' (project {project})", "profiles",
-                         after, project)
+                api.post(
+                    f"Creating Incus profile '{name}' (project {project})",
+                    "profiles",
+                    after,
+                    project,
+                )
                 after = _view(api.get(path, project))
             module.exit_json(
                 changed=True, profile=after, changes=["state"], diff={"before": {}, "after": after}

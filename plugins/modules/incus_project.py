@@ -59,7 +59,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 project:
-  description: The project as Incus reports it after the run (as it would be, in check mode); empty when absent.
+  description: The project after the run (as it would be, in check mode); empty when absent.
   returned: always
   type: dict
   sample:
@@ -77,7 +77,6 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
     connection_argument_spec,

@@ -27,8 +27,15 @@ NIC = {"type": "nic", "name": "eth0", "network": BRIDGE, "ipv4.address": "10.201
 
 def _cleanup() -> None:
     if query(f"/1.0/instances/{INSTANCE}?project={PROJECT}") is not None:
-        incus("config", "unset", INSTANCE, "security.protection.delete", "--project", PROJECT,
-              check=False)
+        incus(
+            "config",
+            "unset",
+            INSTANCE,
+            "security.protection.delete",
+            "--project",
+            PROJECT,
+            check=False,
+        )
         incus("delete", "--force", INSTANCE, "--project", PROJECT, check=False)
     if query(f"/1.0/projects/{PROJECT}") is not None:
         for prof in query(f"/1.0/profiles?project={PROJECT}") or []:
@@ -48,20 +55,28 @@ def clean_incus():
 
 
 def test_project_lifecycle_and_check_mode():
-    created = run_module("incus_project", {"name": PROJECT, "description": "first",
-                                           "config": {"features.profiles": True,
-                                                      "features.images": False}})
+    created = run_module(
+        "incus_project",
+        {
+            "name": PROJECT,
+            "description": "first",
+            "config": {"features.profiles": True, "features.images": False},
+        },
+    )
     assert created["changed"] is True
     proj = query(f"/1.0/projects/{PROJECT}")
     assert proj["config"]["features.profiles"] == "true"
     assert proj["config"]["features.images"] == "false"
 
-    again = run_module("incus_project", {"name": PROJECT, "description": "first",
-                                         "config": {"features.profiles": True}})
+    again = run_module(
+        "incus_project",
+        {"name": PROJECT, "description": "first", "config": {"features.profiles": True}},
+    )
     assert again["changed"] is False
 
-    checked = run_module("incus_project", {"name": PROJECT, "description": "second"},
-                         check=True, diff=True)
+    checked = run_module(
+        "incus_project", {"name": PROJECT, "description": "second"}, check=True, diff=True
+    )
     assert checked["changed"] is True
     assert checked["diff"]["after"]["description"] == "second"
     assert query(f"/1.0/projects/{PROJECT}")["description"] == "first"
@@ -80,7 +95,9 @@ def test_network_lifecycle_and_overlap_refused():
     assert net["config"]["ipv4.dhcp.ranges"] == "10.201.30.200-10.201.30.254"
     assert net["config"]["ipv4.nat"] == "true"
 
-    assert run_module("incus_network", {"name": BRIDGE, "config": BRIDGE_CONFIG})["changed"] is False
+    assert (
+        run_module("incus_network", {"name": BRIDGE, "config": BRIDGE_CONFIG})["changed"] is False
+    )
 
     no_nat = dict(BRIDGE_CONFIG, **{"ipv4.nat": False})
     checked = run_module("incus_network", {"name": BRIDGE, "config": no_nat}, check=True)
@@ -92,8 +109,9 @@ def test_network_lifecycle_and_overlap_refused():
     assert query(f"/1.0/networks/{BRIDGE}")["config"]["ipv4.nat"] == "false"
     run_module("incus_network", {"name": BRIDGE, "config": BRIDGE_CONFIG})
 
-    overlap = run_module("incus_network",
-                         {"name": OTHER_BRIDGE, "config": {"ipv4.address": "10.201.30.129/25"}})
+    overlap = run_module(
+        "incus_network", {"name": OTHER_BRIDGE, "config": {"ipv4.address": "10.201.30.129/25"}}
+    )
     assert overlap.get("failed") is True
     assert "overlaps subnet 10.201.30.0/24" in overlap["msg"]
     assert BRIDGE in overlap["msg"]
@@ -105,17 +123,16 @@ def test_profile_lifecycle_in_project():
         "root": {"type": "disk", "path": "/", "pool": "default"},
         "eth0": {"type": "nic", "name": "eth0", "network": BRIDGE},
     }
-    default = run_module("incus_profile", {"name": "default", "project": PROJECT,
-                                           "devices": devices})
+    default = run_module(
+        "incus_profile", {"name": "default", "project": PROJECT, "devices": devices}
+    )
     assert default["changed"] is True
     assert query(f"/1.0/profiles/default?project={PROJECT}")["devices"]["root"]["pool"] == "default"
 
     args = {"name": "tuning", "project": PROJECT, "config": {"limits.processes": 500}}
     assert run_module("incus_profile", args)["changed"] is True
     assert run_module("incus_profile", args)["changed"] is False
-    assert query(f"/1.0/profiles/tuning?project={PROJECT}")["config"] == {
-        "limits.processes": "500"
-    }
+    assert query(f"/1.0/profiles/tuning?project={PROJECT}")["config"] == {"limits.processes": "500"}
 
     bigger = dict(args, config={"limits.processes": 800})
     assert run_module("incus_profile", bigger, check=True)["changed"] is True
@@ -161,28 +178,32 @@ def test_instance_lifecycle():
 
     assert run_module("incus_instance", _instance_args())["changed"] is False
 
-    bigger = _instance_args(config={"limits.memory": "768MiB",
-                                    "security.protection.delete": True})
+    bigger = _instance_args(config={"limits.memory": "768MiB", "security.protection.delete": True})
     assert run_module("incus_instance", bigger, check=True)["changed"] is True
-    assert query(f"/1.0/instances/{INSTANCE}?project={PROJECT}")["config"][
-        "limits.memory"] == "512MiB"
+    assert (
+        query(f"/1.0/instances/{INSTANCE}?project={PROJECT}")["config"]["limits.memory"] == "512MiB"
+    )
     changed = run_module("incus_instance", bigger)
     assert changed["changes"] == ["config.limits.memory"]
-    assert query(f"/1.0/instances/{INSTANCE}?project={PROJECT}")["config"][
-        "limits.memory"] == "768MiB"
+    assert (
+        query(f"/1.0/instances/{INSTANCE}?project={PROJECT}")["config"]["limits.memory"] == "768MiB"
+    )
 
     stopped = run_module("incus_instance", _instance_args(state="stopped"))
     assert stopped["changes"] == ["config.limits.memory", "status"]
     assert query(f"/1.0/instances/{INSTANCE}?project={PROJECT}")["status"] == "Stopped"
 
-    refused = run_module("incus_instance", {"name": INSTANCE, "project": PROJECT,
-                                            "state": "absent"})
+    refused = run_module(
+        "incus_instance", {"name": INSTANCE, "project": PROJECT, "state": "absent"}
+    )
     assert refused.get("failed") is True
     assert "protected against deletion" in refused["msg"]
     assert query(f"/1.0/instances/{INSTANCE}?project={PROJECT}") is not None
 
-    removed = run_module("incus_instance", {"name": INSTANCE, "project": PROJECT,
-                                            "state": "absent", "force_delete": True})
+    removed = run_module(
+        "incus_instance",
+        {"name": INSTANCE, "project": PROJECT, "state": "absent", "force_delete": True},
+    )
     assert removed["changed"] is True
     assert query(f"/1.0/instances/{INSTANCE}?project={PROJECT}") is None
 
@@ -222,7 +243,10 @@ def test_removal_of_project_and_bridge_leaves_nothing():
 def test_module_documentation_renders(module):
     proc = subprocess.run(
         [str(VENV_BIN / "ansible-doc"), "--json", f"homelab.aistack.{module}"],
-        capture_output=True, text=True, env=ansible_env(), check=False,
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
 

@@ -1,0 +1,196 @@
+"""playbooks/infra.yml and playbooks/destroy.yml on a one-domain, two-machine
+inventory (fixtures/infra, the shape `aistack sync` writes): the machines come
+up ready for provisioning, a re-run changes nothing, check mode touches
+nothing, bad input fails before anything is created, destroy leaves nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from incus_harness import (
+    FIXTURES,
+    incus,
+    incus_exec,
+    playbook,
+    query,
+    recap,
+    state_snapshot,
+)
+
+pytestmark = pytest.mark.incus
+
+INVENTORY = FIXTURES / "infra" / "inventory"
+PROJECT = "t-infra-lab"
+BRIDGE = "br-ti-lab"
+MACHINES = {"t-infra-ai": "10.201.20.10", "t-infra-web": "10.201.20.20"}
+
+
+def snapshot() -> dict:
+    return state_snapshot([PROJECT], [BRIDGE])
+
+
+def destroy() -> None:
+    playbook("playbooks/destroy.yml", INVENTORY)
+
+
+@pytest.fixture(scope="module")
+def infra():
+    """The fixture infrastructure, applied once; destroyed at the end in any case."""
+    destroy()
+    assert snapshot() == {"projects": {PROJECT: None}, "networks": {BRIDGE: None}}
+    checked = playbook("playbooks/infra.yml", INVENTORY, check=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # Check mode on an empty host: nothing was created.
+    assert snapshot() == {"projects": {PROJECT: None}, "networks": {BRIDGE: None}}
+    first = playbook("playbooks/infra.yml", INVENTORY)
+    assert first.returncode == 0, first.stdout + first.stderr
+    yield first
+    destroy()
+
+
+def test_machines_run_with_their_static_addresses(infra):
+    for name, ip in MACHINES.items():
+        state = query(f"/1.0/instances/{name}/state?project={PROJECT}")
+        assert state["status"] == "Running"
+        addrs = [
+            a["address"] for a in state["network"]["eth0"]["addresses"] if a["family"] == "inet"
+        ]
+        assert addrs == [ip]
+
+
+def test_domain_objects_follow_the_inventory(infra):
+    proj = query(f"/1.0/projects/{PROJECT}")
+    assert proj["config"]["features.images"] == "false"
+    assert proj["config"]["features.profiles"] == "true"
+    net = query(f"/1.0/networks/{BRIDGE}")
+    assert net["config"]["ipv4.address"] == "10.201.20.1/24"
+    assert net["config"]["ipv4.nat"] == "true"
+    assert net["config"]["ipv4.dhcp.ranges"] == "10.201.20.200-10.201.20.254"
+    assert net["config"]["ipv6.address"] == "none"
+    default = query(f"/1.0/profiles/default?project={PROJECT}")
+    assert default["devices"]["root"] == {"type": "disk", "path": "/", "pool": "default"}
+    assert default["devices"]["eth0"]["network"] == BRIDGE
+    assert query(f"/1.0/profiles/tuning?project={PROJECT}")["config"] == {
+        "limits.processes": "2000"
+    }
+    ai = query(f"/1.0/instances/t-infra-ai?project={PROJECT}")
+    assert ai["profiles"] == ["default", "tuning"]
+    assert ai["config"]["limits.memory"] == "1GiB"
+    assert ai["config"]["boot.autostart"] == "true"
+    assert ai["config"]["security.protection.delete"] == "true"
+
+
+def test_machines_trust_the_host_cas_and_reach_apt(infra):
+    host_bundle = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
+    last_cert = host_bundle.strip().split("-----BEGIN CERTIFICATE-----")[-1].strip()
+    for name in MACHINES:
+        bundle = incus_exec(PROJECT, name, "cat /etc/ssl/certs/ca-certificates.crt").stdout
+        assert last_cert in bundle, f"{name}: host CA missing from the container bundle"
+        pip_conf = incus_exec(PROJECT, name, "cat /etc/pip.conf").stdout
+        assert "cert = /etc/ssl/certs/ca-certificates.crt" in pip_conf
+        env = incus_exec(PROJECT, name, "cat /etc/environment").stdout
+        assert "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt" in env
+        assert "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" in env
+        assert incus_exec(PROJECT, name, "python3 -c 'print(1)'").stdout.strip() == "1"
+        policy = incus_exec(PROJECT, name, "apt-cache policy python3").stdout
+        assert "deb.debian.org" in policy
+
+
+def test_second_run_changes_nothing(infra):
+    again = playbook("playbooks/infra.yml", INVENTORY)
+    assert again.returncode == 0, again.stdout + again.stderr
+    counts = recap(again.stdout)
+    assert set(counts) == {"localhost", *MACHINES}
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in counts.values()), counts
+
+
+def test_check_mode_reports_drift_and_changes_nothing(infra):
+    incus("config", "set", "t-infra-web", "limits.memory", "300MiB", "--project", PROJECT)
+    before = snapshot()
+    checked = playbook("playbooks/infra.yml", INVENTORY, check=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert snapshot() == before
+    assert recap(checked.stdout)["localhost"]["changed"] == 1
+    assert "limits.memory: 300MiB" in checked.stdout
+    fixed = playbook("playbooks/infra.yml", INVENTORY)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    web = query(f"/1.0/instances/t-infra-web?project={PROJECT}")
+    assert "limits.memory" not in web["config"]
+
+
+def _variant(tmp_path: Path, change) -> Path:
+    inv = tmp_path / "inventory"
+    shutil.copytree(INVENTORY, inv)
+    all_vars = inv / "group_vars" / "all.yml"
+    data = yaml.safe_load(all_vars.read_text())
+    change(data)
+    all_vars.write_text(yaml.safe_dump(data))
+    return inv
+
+
+def test_overlapping_subnet_fails_before_anything_is_created(infra, tmp_path):
+    def overlap(data):
+        dom = data["aistack_domains"].pop(PROJECT)
+        dom.update(
+            name="t-infra-ovl",
+            project="t-infra-ovl",
+            bridge="br-ti-ovl",
+            gateway="10.201.20.129",
+            netmask_bits=25,
+        )
+        data["aistack_domains"]["t-infra-ovl"] = dom
+
+    before = snapshot()
+    run = playbook("playbooks/infra.yml", _variant(tmp_path, overlap), "--limit", "localhost")
+    assert run.returncode != 0
+    assert "overlaps subnet 10.201.20.0/24 of network 'br-ti-lab'" in run.stdout
+    assert query("/1.0/projects/t-infra-ovl") is None
+    assert query("/1.0/networks/br-ti-ovl") is None
+    assert snapshot() == before
+
+
+def test_missing_image_fails_before_anything_is_created(tmp_path):
+    inv = tmp_path / "inventory"
+    shutil.copytree(INVENTORY, inv)
+    hv = inv / "host_vars" / "t-infra-web.yml"
+    data = yaml.safe_load(hv.read_text())
+    data["aistack_instance"]["image"] = "local:t-infra/no-such-image"
+    hv.write_text(yaml.safe_dump(data))
+
+    def rename(all_data):
+        dom = all_data["aistack_domains"].pop(PROJECT)
+        dom.update(
+            name="t-infra-img",
+            project="t-infra-img",
+            bridge="br-ti-img",
+            gateway="10.201.21.1",
+            subnet="10.201.21.0/24",
+        )
+        all_data["aistack_domains"]["t-infra-img"] = dom
+
+    all_vars = inv / "group_vars" / "all.yml"
+    all_data = yaml.safe_load(all_vars.read_text())
+    rename(all_data)
+    all_vars.write_text(yaml.safe_dump(all_data))
+    run = playbook("playbooks/infra.yml", inv, "--limit", "localhost")
+    assert run.returncode != 0
+    assert "Machine t-infra-web uses image local:t-infra/no-such-image" in run.stdout
+    assert query("/1.0/projects/t-infra-img") is None
+    assert query("/1.0/networks/br-ti-img") is None
+
+
+def test_destroy_leaves_nothing_behind(infra):
+    gone = playbook("playbooks/destroy.yml", INVENTORY)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert snapshot() == {"projects": {PROJECT: None}, "networks": {BRIDGE: None}}
+    assert not [
+        i
+        for i in query("/1.0/instances?all-projects=true") or []
+        if "/t-infra-ai" in i or "/t-infra-web" in i
+    ]
+    again = playbook("playbooks/destroy.yml", INVENTORY)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert recap(again.stdout)["localhost"]["changed"] == 0
