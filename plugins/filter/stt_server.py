@@ -46,13 +46,11 @@ def choose_runtime(
     default_model_cpu: str = "base",
 ) -> Runtime:
     """Resolve `auto` and empty settings against what the container really has."""
-    device = (device or "auto").strip()
+    device = (device or "").strip() or "auto"
     quantization = (quantization or "").strip()
     model = (model or "").strip()
     if device not in DEVICES:
-        raise ValueError(
-            f"stt_server_device is {device!r}; use one of {', '.join(DEVICES)}"
-        )
+        raise ValueError(f"stt_server_device is {device!r}; use one of {', '.join(DEVICES)}")
     if quantization and quantization not in COMPUTE_TYPES:
         raise ValueError(
             f"stt_server_quantization is {quantization!r}; use one of "
