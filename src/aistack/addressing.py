@@ -31,7 +31,7 @@ def label_problem(name: object) -> str | None:
         return "must be a non-empty name"
     if len(name) > 63:
         return f"'{name}' is {len(name)} characters long; a DNS label has at most 63"
-    if not _LABEL.match(name):
+    if not _LABEL.fullmatch(name):
         return (
             f"'{name}' is not a DNS label; use lower-case letters, digits and '-', "
             "starting with a letter and not ending with '-'"
@@ -46,7 +46,7 @@ def bridge_name(domain: str) -> str:
 def base_subnet_problem(value: object) -> str | None:
     if not isinstance(value, str):
         return f'{value!r} must be a quoted string of two octets, like "10.100"'
-    match = _BASE_SUBNET.match(value)
+    match = _BASE_SUBNET.fullmatch(value)
     if not match or any(int(octet) > 255 for octet in match.groups()):
         return f"'{value}' is not two octets; write it like \"10.100\""
     return None

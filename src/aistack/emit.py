@@ -47,16 +47,21 @@ def scalar(value: Any) -> str:
             return ".nan"
         if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
-        return repr(value)
+        text = repr(value)
+        if "." not in text:
+            # YAML 1.1 (PyYAML) reads 1e-05 as a string; a float needs a dot.
+            mantissa, _, exponent = text.partition("e")
+            text = f"{mantissa}.0e{exponent}" if exponent else f"{mantissa}.0"
+        return text
     if isinstance(value, str):
-        if _PLAIN.match(value) and not _NOT_PLAIN.match(value):
+        if _PLAIN.fullmatch(value) and not _NOT_PLAIN.fullmatch(value):
             return value
         return quote(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
 
 
 def _key(key: Any) -> str:
-    if isinstance(key, str) and _KEY.match(key) and not _NOT_PLAIN.match(key):
+    if isinstance(key, str) and _KEY.fullmatch(key) and not _NOT_PLAIN.fullmatch(key):
         return key
     return scalar(key)
 

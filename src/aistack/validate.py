@@ -146,7 +146,7 @@ class _Checker:
         result: dict[str, str] = {}
         for key, item in value.items():
             where = path + (str(key),)
-            if not isinstance(key, str) or not _CONFIG_KEY.match(key):
+            if not isinstance(key, str) or not _CONFIG_KEY.fullmatch(key):
                 self.error(where, f"'{key}' is not an Incus config key (like limits.memory)")
             elif isinstance(item, dict | list) or item is None:
                 self.error(where, f"must be a single value, not {yaml_type(item)}")
@@ -163,7 +163,7 @@ class _Checker:
         result: dict[str, dict[str, str]] = {}
         for name, device in value.items():
             where = path + (str(name),)
-            if not isinstance(name, str) or not _PROFILE_NAME.match(name):
+            if not isinstance(name, str) or not _PROFILE_NAME.fullmatch(name):
                 self.error(where, f"'{name}' is not a usable device name")
                 continue
             if not isinstance(device, dict):
@@ -221,7 +221,7 @@ class _Checker:
 
     def image(self, value: Any, path: KeyPath) -> str | None:
         text = self.string(value, path)
-        if text is not None and not _IMAGE.match(text):
+        if text is not None and not _IMAGE.fullmatch(text):
             self.error(
                 path,
                 f"'{text}' names no remote; write <remote>:<alias>, like "
@@ -380,7 +380,7 @@ class _Checker:
         result = {}
         for name, body in value.items():
             where = path + (str(name),)
-            if not isinstance(name, str) or not _PROFILE_NAME.match(name):
+            if not isinstance(name, str) or not _PROFILE_NAME.fullmatch(name):
                 self.error(
                     where,
                     f"'{name}' is not a usable profile name; use letters, digits, '-', '_' and '.'",
@@ -555,7 +555,7 @@ class _Checker:
             return Gpu(id=str(value))
         if isinstance(value, str) and value.isdigit():
             return Gpu(id=value)
-        if isinstance(value, str) and _PCI.match(value):
+        if isinstance(value, str) and _PCI.fullmatch(value):
             return Gpu(pci=value.lower())
         self.error(
             path,
@@ -573,7 +573,7 @@ class _Checker:
         result = {}
         for key, item in value.items():
             where = path + (str(key),)
-            if not isinstance(key, str) or not _VARIABLE.match(key):
+            if not isinstance(key, str) or not _VARIABLE.fullmatch(key):
                 self.error(
                     where, f"'{key}' is not an Ansible variable name; use letters, digits and '_'"
                 )
