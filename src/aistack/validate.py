@@ -6,7 +6,6 @@ with what it can, so one run of `aistack validate` lists everything to fix.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -534,6 +533,8 @@ class _Checker:
                     "machine; remove it from this list",
                 )
             elif role not in self.roles:
+                import difflib  # error path only; keeps the start of every sync fast
+
                 known = sorted(self.roles)
                 close = difflib.get_close_matches(role, known, n=1)
                 hint = f"did you mean '{close[0]}'? " if close else ""
@@ -633,6 +634,8 @@ def _incus_string(value: Any) -> str:
 
 
 def _unknown_key(key: str, allowed: list[str]) -> str:
+    import difflib  # error path only
+
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:
         return f"unknown key '{key}'; did you mean '{close[0]}'?"

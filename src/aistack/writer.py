@@ -7,9 +7,7 @@ touched at all (not even their modification time).
 
 from __future__ import annotations
 
-import difflib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +108,8 @@ def plan(root: Path, bodies: dict[str, str], clean_orphans: bool) -> Plan:
 
 def diff(plan: Plan) -> str:
     """A unified diff of every change, as `git diff` users read it."""
+    import difflib  # only --dry-run needs it
+
     parts: list[str] = []
     for change in plan.changes:
         old = (change.old or "").splitlines(keepends=True)
@@ -122,8 +122,21 @@ def diff(plan: Plan) -> str:
     return "".join(parts)
 
 
+def _write_new(path: Path, text: str) -> None:
+    """A file that did not exist: no reader can see it half written, so no temp file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace a file so that a reader sees either the old or the new text, never a mix."""
+    import tempfile
+
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -137,10 +150,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def apply(plan: Plan) -> None:
+    for folder in {str(Path(change.rel).parent) for change in plan.changes if change.new}:
+        (plan.root / folder).mkdir(parents=True, exist_ok=True)
     for change in plan.changes:
         path = plan.root / change.rel
         if change.new is None:
             path.unlink(missing_ok=True)
+        elif change.old is None:
+            _write_new(path, change.new)
         else:
             _write_atomic(path, change.new)
     for link in plan.links:
