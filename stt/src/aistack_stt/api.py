@@ -23,6 +23,7 @@ from .config import RESPONSE_FORMATS
 from .engine import Engine, Segment, TranscriptionRequest, TranscriptionResult
 from .errors import APIError, bad_param
 from .models import DEFAULT_ALIAS, ModelManager
+from .scheduler import cancel_on_disconnect
 
 router = APIRouter()
 
@@ -148,7 +149,8 @@ async def _handle(request: Request, task: str) -> Response:
     )
     if form.stream:
         return await _stream(engine, job)
-    result = await engine.transcribe(job)
+    # A client that hangs up frees its place in the queue at once.
+    result = await cancel_on_disconnect(request.receive, engine.transcribe(job))
     return _render(result, form)
 
 

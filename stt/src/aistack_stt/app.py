@@ -23,11 +23,12 @@ from starlette.responses import Response
 from . import __version__
 from .api import router as api_router
 from .config import Settings
-from .engine import Engine
 from .errors import APIError, error_response, install_handlers
 from .health import router as health_router
 from .metrics import Metrics
 from .models import ModelManager
+from .scheduler import Scheduler, SchedulerSettings, install_queue_full_handler
+from .streaming import StreamLimits, create_streaming_router
 
 log = logging.getLogger("aistack_stt")
 
@@ -142,11 +143,15 @@ def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.models = ModelManager(settings, metrics)
-    app.state.engine = Engine(app.state.models, metrics)
+    # Lanes, batching and the bounded queue (scheduler.py); tuned by AISTACK_STT_* variables.
+    app.state.engine = Scheduler(app.state.models, SchedulerSettings.from_env(), metrics)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
     install_handlers(app)
+    install_queue_full_handler(app)
     app.add_middleware(_Guard)
     app.include_router(health_router)
     app.include_router(api_router)
+    app.state.streams = create_streaming_router(StreamLimits.from_env())
+    app.include_router(app.state.streams)
     return app

@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:  # the scheduler and stream limits read AISTACK_STT_* too
+        print(f"aistack-stt: error: {exc}", file=sys.stderr)
+        return 2
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     except OSError as exc:

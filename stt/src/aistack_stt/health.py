@@ -30,7 +30,18 @@ def _health(request: Request) -> dict:
         "models_loaded": [m.id for m in models.loaded()],
         "device": models.device,
         "compute_type": models.compute_type,
+        **_load(state),
     }
+
+
+def _load(state) -> dict:
+    """Queue depth, batch sizes and live sessions, when the scheduler is the engine."""
+    engine = state.engine
+    extra = {"scheduler": engine.health()} if hasattr(engine, "health") else {}
+    streams = getattr(state, "streams", None)
+    if streams is not None:
+        extra["streams"] = {"active": streams.sessions.active, "limit": streams.sessions.limit}
+    return extra
 
 
 @router.get("/health")
@@ -46,4 +57,8 @@ def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+    state = request.app.state
+    body = state.metrics.render()
+    if hasattr(state.engine, "render_metrics"):
+        body += state.engine.render_metrics()
+    return Response(body, media_type=CONTENT_TYPE)

@@ -1,0 +1,245 @@
+"""Decode many ≤30 s windows, from any number of requests, in one CTranslate2 call.
+
+Whisper always looks at 30 s of audio. A request is cut into such windows (a short clip is
+one window; a long file is cut at pauses found by Silero VAD, as faster-whisper's
+BatchedInferencePipeline does), and windows that share decoding options are stacked into one
+batch: one `encode`, one `generate`. On CPU the encoder costs the same per window whether
+batched or not, but the decoder's per-token steps are small matrix products that batching
+makes several times cheaper, which is where the throughput under load comes from.
+
+Unlike `WhisperModel.transcribe`, windows are decoded independently (no conditioning on the
+previous window's text), which is what makes them batchable. The temperature fallback is
+kept: windows whose output looks like a loop or is very unlikely are decoded again, together,
+at the next temperature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What must be equal for two windows to share a batch (hashable: it is the batch key)."""
+
+    task: str = "transcribe"
+    beam_size: int = 5
+    temperatures: tuple[float, ...] = FALLBACK_TEMPERATURES
+    prompt: str | None = None
+    word_timestamps: bool = False
+
+
+@dataclass
+class Window:
+    """Up to 30 s of one request's audio; `offset` is in the request's speech-only time."""
+
+    audio: np.ndarray = field(repr=False)
+    offset: float
+    duration: float
+    language: str | None = None  # None: detect (multilingual models only)
+
+
+@dataclass
+class WindowResult:
+    language: str
+    language_probability: float
+    segments: list[dict]  # start, end (request time before VAD mapping), text, tokens, ...
+
+
+def split_windows(audio: np.ndarray) -> tuple[list[Window], list[dict] | None]:
+    """Cut audio into windows. Returns the windows and the VAD speech chunks used, if any.
+
+    Audio of 30 s or less is one window, untouched. Longer audio is cut at pauses so no word
+    is split between windows; the chunks are needed afterwards to map times back.
+    """
+    seconds = audio.shape[0] / SAMPLE_RATE
+    if seconds <= WINDOW_SECONDS:
+        return [Window(audio, 0.0, seconds)], None
+    vad = VadOptions(max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
+    chunks = get_speech_timestamps(audio, vad)
+    if not chunks:
+        return [], chunks
+    pieces, metadata = collect_chunks(audio, chunks, max_duration=WINDOW_SECONDS)
+    windows = [
+        Window(piece, float(meta["offset"]), float(meta["duration"]))
+        for piece, meta in zip(pieces, metadata, strict=True)
+        if piece.shape[0]
+    ]
+    return windows, chunks
+
+
+class BatchDecoder:
+    """Decodes batches of windows with one model. Not thread-safe: one per worker thread."""
+
+    def __init__(self, model: WhisperModel) -> None:
+        self.model = model
+        self.multilingual = bool(model.model.is_multilingual)
+        self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
+
+    def tokenizer(self, task: str, language: str) -> Tokenizer:
+        key = (task, language)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = Tokenizer(
+                self.model.hf_tokenizer, self.multilingual, task=task, language=language
+            )
+        return self._tokenizers[key]
+
+    def decode(self, windows: list[Window], options: DecodeOptions) -> list[WindowResult]:
+        model = self.model
+        frames = model.feature_extractor.nb_max_frames
+        features = np.stack(
+            [pad_or_trim(model.feature_extractor(w.audio)[..., :-1], frames) for w in windows]
+        )
+        encoder_output = model.encode(features)
+        languages = self._languages(windows, encoder_output)
+        tokenizers = [self.tokenizer(options.task, lang) for lang, _ in languages]
+        prompt_tokens = tokenizers[0].encode(" " + options.prompt.strip()) if options.prompt else []
+        prompts = [
+            model.get_prompt(tok, previous_tokens=prompt_tokens, without_timestamps=False)
+            for tok in tokenizers
+        ]
+        suppress = get_suppressed_tokens(tokenizers[0], [-1])
+
+        outputs: list[dict | None] = [None] * len(windows)
+        best: list[dict | None] = [None] * len(windows)
+        todo = list(range(len(windows)))
+        for temperature in options.temperatures:
+            if not todo:
+                break
+            kwargs: dict = {"beam_size": options.beam_size}
+            if temperature > 0:
+                kwargs = {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature}
+            # A subset of the batch is decoded again: slice the encoder output by index.
+            enc = encoder_output if len(todo) == len(windows) else _rows(model, features, todo)
+            results = model.model.generate(
+                enc,
+                [prompts[i] for i in todo],
+                max_length=model.max_length,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=suppress,
+                **kwargs,
+            )
+            retry = []
+            for i, result in zip(todo, results, strict=True):
+                tokens = result.sequences_ids[0]
+                out = {
+                    "tokens": tokens,
+                    "avg_logprob": result.scores[0] * len(tokens) / (len(tokens) + 1),
+                    "no_speech_prob": result.no_speech_prob,
+                    "temperature": temperature,
+                    "text": tokenizers[i].decode(tokens),
+                }
+                out["compression_ratio"] = get_compression_ratio(out["text"])
+                if best[i] is None or out["avg_logprob"] > best[i]["avg_logprob"]:
+                    best[i] = out
+                silent = (
+                    out["no_speech_prob"] > NO_SPEECH_THRESHOLD
+                    and out["avg_logprob"] < LOG_PROB_THRESHOLD
+                )
+                failed = (
+                    out["compression_ratio"] > COMPRESSION_RATIO_THRESHOLD
+                    or out["avg_logprob"] < LOG_PROB_THRESHOLD
+                )
+                if failed and not silent:
+                    retry.append(i)
+                else:
+                    outputs[i] = out
+            todo = retry
+        for i in todo:  # every temperature failed: keep the most likely attempt
+            outputs[i] = best[i]
+
+        per_window: list[list[dict]] = []
+        sizes: list[int] = []
+        for window, tok, out in zip(windows, tokenizers, outputs, strict=True):
+            assert out is not None
+            size = int(math.ceil(window.duration) * model.frames_per_second)
+            sizes.append(size)
+            silent = (
+                out["no_speech_prob"] > NO_SPEECH_THRESHOLD
+                and out["avg_logprob"] < LOG_PROB_THRESHOLD
+            )
+            if silent:
+                per_window.append([])
+                continue
+            pieces, _, _ = model._split_segments_by_timestamps(
+                tokenizer=tok,
+                tokens=out["tokens"],
+                time_offset=window.offset,
+                segment_size=size,
+                segment_duration=window.duration,
+                seek=0,
+            )
+            segments = []
+            for piece in pieces:
+                text = tok.decode(piece["tokens"])
+                if not text.strip():
+                    continue
+                segments.append(
+                    {
+                        "seek": int(window.offset * model.frames_per_second),
+                        "start": float(piece["start"]),
+                        "end": float(min(piece["end"], window.offset + window.duration)),
+                        "text": text,
+                        "tokens": piece["tokens"],
+                        "temperature": out["temperature"],
+                        "avg_logprob": float(out["avg_logprob"]),
+                        "compression_ratio": get_compression_ratio(text),
+                        "no_speech_prob": float(out["no_speech_prob"]),
+                    }
+                )
+            per_window.append(segments)
+
+        if options.word_timestamps and any(per_window):
+            # Alignment needs every window's row of the encoder output, so all go in together.
+            model.add_word_timestamps(
+                per_window,
+                tokenizers[0],
+                encoder_output,
+                sizes,
+                PREPEND_PUNCTUATIONS,
+                APPEND_PUNCTUATIONS,
+                0.0,
+            )
+        return [
+            WindowResult(lang, prob, segs)
+            for (lang, prob), segs in zip(languages, per_window, strict=True)
+        ]
+
+    def _languages(self, windows: list[Window], encoder_output) -> list[tuple[str, float]]:
+        if not self.multilingual:
+            return [("en", 1.0)] * len(windows)
+        unknown = [i for i, w in enumerate(windows) if w.language is None]
+        detected: dict[int, tuple[str, float]] = {}
+        if unknown:
+            # Detection reads the encoder output already computed for decoding: no extra pass.
+            probs = self.model.model.detect_language(encoder_output)
+            for i in unknown:
+                token, prob = probs[i][0]
+                detected[i] = (token[2:-2], float(prob))
+        return [
+            detected[i] if w.language is None else (w.language, 1.0) for i, w in enumerate(windows)
+        ]
+
+
+def _rows(model: WhisperModel, features: np.ndarray, rows: list[int]):
+    """Encoder output for some rows of the batch (re-encoded: a StorageView cannot be sliced)."""
+    return model.encode(features[rows])
