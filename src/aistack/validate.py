@@ -385,13 +385,6 @@ class _Checker:
                     f"'{name}' is not a usable profile name; use letters, digits, '-', '_' and '.'",
                 )
                 continue
-            if name == DEFAULT_PROFILE:
-                self.error(
-                    where,
-                    "the default profile belongs to Incus and is always applied; "
-                    "give your profile another name",
-                )
-                continue
             data = self.section(body, where, "profile")
             if data is None:
                 continue

@@ -244,3 +244,17 @@ def test_ansible_inventory_sees_groups_and_vars(ws: Workspace) -> None:
     assert web["aistack_instance"]["ip"] == "10.100.10.20"
     assert web["aistack_domains"]["lab"]["bridge"] == "br-lab"
     assert web["open_webui_stt_base_url"] == "http://10.100.10.10:8000/v1"
+
+
+def test_default_profile_comes_first_once_and_may_be_extended(ws: Workspace) -> None:
+    text = EXAMPLE.replace("    subnet_id: 10\n", "    subnet_id: 10\n    profiles:\n"
+                           "      default:\n        config: {boot.autostart.delay: 5}\n"
+                           "      big:\n        config: {limits.cpu: 8}\n")
+    ws.write(text.replace("roles: [open_webui]", "roles: [open_webui]\n"
+                          "        profiles: [big, default]"))
+    assert ws.sync().code == 0
+    profiles = load(ws, "group_vars/all.yml")["aistack_domains"]["lab"]["profiles"]
+    assert profiles["default"]["config"] == {"boot.autostart.delay": "5"}
+    assert profiles["big"]["config"] == {"limits.cpu": "8"}
+    assert load(ws, "host_vars/web.yml")["aistack_instance"]["profiles"] == ["default", "big"]
+    assert load(ws, "host_vars/ai.yml")["aistack_instance"]["profiles"] == ["default"]
