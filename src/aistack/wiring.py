@@ -55,7 +55,8 @@ def _provider(
         return None, (
             base + ("roles",),
             f"role {CONSUMER_ROLE} needs a machine with role {role}, and none has it; "
-            f"add {role} to a machine's roles, or set vars.{override} by hand",
+            f"add {role} to a machine's roles, or set vars.{override} by hand "
+            '("" for none)',
         )
     where = f"domain {consumer.domain}" if local else "all domains"
     names = ", ".join(m.name for m in candidates)
