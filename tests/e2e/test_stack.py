@@ -1,0 +1,154 @@
+"""The product as a user meets it: `make apply` on the example infra.yml, from
+nothing to a stack whose Open WebUI turns speech into text, then a no-change
+re-run, a model switch through host_vars and `make destroy`.
+
+The tests run in file order and share one stack; each step depends on the one
+before, as it would for a user following the README.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.speech import synthesize_wav
+from tests.helpers.voice import OpenWebUI
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "lab"
+AI_IP, WEB_IP = "10.100.10.10", "10.100.10.20"
+STT_URL = f"http://{AI_IP}:8000"
+WEBUI_URL = f"http://{WEB_IP}:8080"
+SENTENCE = "please turn on the kitchen lights"
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
+
+
+def _incus_state() -> dict[str, list[str]]:
+    def names(*args: str) -> list[str]:
+        out = subprocess.run(["incus", *args, "--format", "json"], capture_output=True,
+                             text=True, check=True).stdout
+        return sorted(item["name"] for item in json.loads(out))
+
+    projects = names("project", "list")
+    state = {"projects": projects, "networks": names("network", "list")}
+    if PROJECT in projects:
+        state["instances"] = names("list", "--project", PROJECT)
+        state["profiles"] = names("profile", "list", "--project", PROJECT)
+    return state
+
+
+@pytest.fixture(scope="module")
+def stack(checkout):
+    """`make apply` on the example, starting from a host without the stack."""
+    if PROJECT in _incus_state()["projects"]:
+        assert checkout.make("destroy", "FORCE=1").returncode == 0
+
+    # Ollama cannot be downloaded here: the e2e run installs the test double's
+    # archive instead, given the way a user gives a local archive.
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "tests/fixtures/ollama-test-double/build-archive"),
+         "--output-dir", str(checkout.path / ".e2e")],
+        capture_output=True, text=True, check=True,
+    )
+    archive = json.loads(built.stdout)
+    extra = checkout.path / ".e2e" / "ollama-test-double.yml"
+    extra.write_text(
+        f"ollama_server_archive_path: {archive['path']}\n"
+        f"ollama_server_archive_sha256: {archive['sha256']}\n"
+        f"ollama_server_version: {archive['version']}\n"
+    )
+    # The run starts on the English-only tiny.en model; the switch test moves to base.
+    host_vars = checkout.path / "host_vars" / "ai.yml"
+    host_vars.write_text(host_vars.read_text() + "stt_server_model: tiny.en\n")
+
+    args = f"ARGS=-e @{extra}"
+    result = checkout.make("apply", args)
+    return {"checkout": checkout, "apply": result, "args": args, "host_vars": host_vars}
+
+
+def test_make_apply_brings_up_the_stack_and_prints_its_urls(stack):
+    result = stack["apply"]
+    assert result.returncode == 0, result.output[-6000:]
+    assert f"{WEBUI_URL}" in result.output
+    assert f"{STT_URL}/v1" in result.output
+    summary = [line for line in result.output.splitlines() if "healthy" in line]
+    assert any("Open WebUI" in line for line in summary), summary
+    assert any("Speech-to-text" in line and "tiny.en" in line for line in summary), summary
+    assert any("Ollama" in line for line in summary), summary
+    assert "NOT ANSWERING" not in result.output
+
+
+def test_spoken_sentence_through_open_webui_comes_back_as_text(stack):
+    webui = OpenWebUI(WEBUI_URL)
+    webui.sign_in_as_admin()
+    config = webui.audio_config()
+    assert config["stt"]["ENGINE"] == "openai"
+    assert config["stt"]["OPENAI_API_BASE_URL"] == f"{STT_URL}/v1"
+    text = webui.transcribe(synthesize_wav(SENTENCE))
+    assert _words(text) == _words(SENTENCE)
+
+
+def test_stt_answers_from_inside_the_open_webui_container(stack, tmp_path):
+    """The browser's voice input takes this path: web container → STT URL."""
+    wav = tmp_path / "command.wav"
+    wav.write_bytes(synthesize_wav(SENTENCE))
+    subprocess.run(["incus", "file", "push", "--project", PROJECT, str(wav), "web/tmp/command.wav"],
+                   check=True)
+    out = subprocess.run(
+        ["incus", "exec", "--project", PROJECT, "web", "--", "python3", "-c",
+         "import json, subprocess, sys;"
+         f"r = subprocess.run(['curl', '-sf', '-F', 'file=@/tmp/command.wav', '-F', 'model=whisper-1',"
+         f" '{STT_URL}/v1/audio/transcriptions'], capture_output=True, text=True, check=True);"
+         "print(json.loads(r.stdout)['text'])"],
+        capture_output=True, text=True, check=True,
+    )
+    assert _words(out.stdout) == _words(SENTENCE)
+
+
+def test_second_apply_changes_nothing(stack):
+    result = stack["checkout"].make("apply", stack["args"])
+    assert result.returncode == 0, result.output[-6000:]
+    recap = result.recap()
+    assert {"localhost", "ai", "web"} <= recap.keys(), recap
+    changed = {host: totals["changed"] for host, totals in recap.items() if totals["changed"]}
+    assert changed == {}, f"a re-run with nothing changed still changed: {changed}"
+
+
+def test_model_switch_in_host_vars_takes_effect(stack):
+    host_vars = stack["host_vars"]
+    host_vars.write_text(host_vars.read_text().replace("stt_server_model: tiny.en", "stt_server_model: base"))
+    result = stack["checkout"].make("apply-stt", stack["args"])
+    assert result.returncode == 0, result.output[-6000:]
+    assert set(result.recap()) <= {"localhost", "ai"}, "apply-stt touched machines other than the STT one"
+    assert result.recap()["ai"]["changed"] > 0
+
+    health = httpx.get(f"{STT_URL}/health", timeout=30).json()
+    assert health["model"] == "base", health
+
+    french = synthesize_wav("bonjour, je voudrais réserver une table pour ce soir", voice="fr")
+    response = httpx.post(
+        f"{STT_URL}/v1/audio/transcriptions",
+        files={"file": ("fr.wav", french, "audio/wav")},
+        data={"model": "whisper-1", "response_format": "verbose_json"},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["language"] in {"fr", "french"}
+
+
+def test_destroy_leaves_nothing_behind(stack):
+    result = stack["checkout"].make("destroy", "FORCE=1")
+    assert result.returncode == 0, result.output[-6000:]
+    state = _incus_state()
+    assert PROJECT not in state["projects"]
+    assert "br-lab" not in state["networks"]
