@@ -46,10 +46,12 @@ def test_bad_image_build_settings_are_refused_before_any_work():
             }
         }
     )
+    before = query("/1.0/images")
     run = playbook("playbooks/host.yml", INVENTORY, "-e", bad)
     assert run.returncode != 0
     assert "image_build must give alias, suite and mirror" in run.stdout
-    assert query(f"/1.0/images/aliases/{ALIAS}") is None
+    assert "Install debootstrap" not in run.stdout
+    assert query("/1.0/images") == before
 
 
 def _cleanup() -> None:

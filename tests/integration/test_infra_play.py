@@ -144,7 +144,7 @@ def test_overlapping_subnet_fails_before_anything_is_created(infra, tmp_path):
         data["aistack_domains"]["t-infra-ovl"] = dom
 
     before = snapshot()
-    run = playbook("playbooks/infra.yml", _variant(tmp_path, overlap), "--limit", "localhost")
+    run = playbook("playbooks/infra.yml", _variant(tmp_path, overlap))
     assert run.returncode != 0
     assert "overlaps subnet 10.201.20.0/24 of network 'br-ti-lab'" in run.stdout
     assert query("/1.0/projects/t-infra-ovl") is None
@@ -175,7 +175,7 @@ def test_missing_image_fails_before_anything_is_created(tmp_path):
     all_data = yaml.safe_load(all_vars.read_text())
     rename(all_data)
     all_vars.write_text(yaml.safe_dump(all_data))
-    run = playbook("playbooks/infra.yml", inv, "--limit", "localhost")
+    run = playbook("playbooks/infra.yml", inv)
     assert run.returncode != 0
     assert "Machine t-infra-web uses image local:t-infra/no-such-image" in run.stdout
     assert query("/1.0/projects/t-infra-img") is None
