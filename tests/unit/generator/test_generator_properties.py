@@ -136,6 +136,7 @@ def mutations(data: dict[str, Any]) -> list[tuple[str, Any]]:
     domains = data["domains"]
     dname, domain = next(iter(domains.items()))
     mname, machine = next(iter(domain["machines"].items()))
+    second = list(domain["machines"])[1]
     base = f"domains.{dname}.machines.{mname}"
     used = {d["subnet_id"] for d in domains.values()}
     other_subnet = min(set(range(256)) - used)
@@ -151,13 +152,21 @@ def mutations(data: dict[str, Any]) -> list[tuple[str, Any]]:
         ("global.gpu_policy", lambda: data["global"].update(gpu_policy="sometimes")),
         (f"domains.{dname}x{'y' * 12}",
          lambda: domains.update({f"{dname}x{'y' * 12}": {"subnet_id": other_subnet}})),
+        (f"domains.{dname}.machines.{second}.ip",
+         lambda: domain["machines"][second].update(ip=machine["ip"])),
+        ("domains.zzdup.subnet_id",
+         lambda: domains.update(zzdup={"subnet_id": domain["subnet_id"]})),
+        (f"domains.zzdup.machines.{mname}", lambda: domains.update(zzdup={
+            "subnet_id": other_subnet, "machines": {mname: {"ip": f"10.100.{other_subnet}.7"}}})),
+        (f"domains.{dname}.machines.Bad_Name", lambda: domain["machines"].update(
+            Bad_Name={"ip": f"10.100.{domain['subnet_id']}.250"})),
         (f"{base}.gpu", lambda: (machine.update(gpu=True), data["domains"].setdefault(
             "zzgpu", {"subnet_id": other_subnet, "machines": {
                 "zzgpumachine": {"ip": f"10.100.{other_subnet}.9", "gpu": True}}}))),
     ]
 
 
-@pytest.mark.parametrize("which", range(11))
+@pytest.mark.parametrize("which", range(15))
 @settings(max_examples=max(10, EXAMPLES // 3), deadline=None, derandomize=EXAMPLES <= 25,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=infra_data())
