@@ -258,3 +258,22 @@ def test_default_profile_comes_first_once_and_may_be_extended(ws: Workspace) -> 
     assert profiles["big"]["config"] == {"limits.cpu": "8"}
     assert load(ws, "host_vars/web.yml")["aistack_instance"]["profiles"] == ["default", "big"]
     assert load(ws, "host_vars/ai.yml")["aistack_instance"]["profiles"] == ["default"]
+
+
+def test_relative_ca_certificates_become_absolute_paths(ws: Workspace) -> None:
+    (ws.root / "certs").mkdir()
+    (ws.root / "certs/home.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    ws.write(EXAMPLE.replace("ca_certificates: []", "ca_certificates: [certs/home.pem]"))
+    assert ws.sync().code == 0
+    certs = load(ws, "group_vars/all.yml")["aistack_ca_certificates"]
+    assert certs == [str((ws.root / "certs/home.pem").resolve())]
+
+
+def test_roles_come_from_the_roles_directory_given(ws: Workspace) -> None:
+    (ws.root / "other_roles/ollama_server").mkdir(parents=True)
+    (ws.root / "other_roles/.git").mkdir()
+    result = ws.run("validate", str(ws.infra), "--roles-dir", str(ws.root / "other_roles"))
+    assert result.code == 2
+    assert "unknown role 'open_webui'; known roles: ollama_server" in result.err
+    missing = ws.run("validate", str(ws.infra), "--roles-dir", str(ws.root / "nowhere"))
+    assert missing.code == 2 and "no roles/ directory" in missing.err
