@@ -227,15 +227,19 @@ def test_generated_files_pass_yamllint(ws: Workspace) -> None:
 
 
 def test_ansible_inventory_sees_groups_and_vars(ws: Workspace) -> None:
-    ws.sync()
+    ws.write(EXAMPLE + "  dev:\n    subnet_id: 11\n    machines:\n      llm:\n"
+             "        ip: 10.100.11.10\n        roles: [ollama_server]\n")
+    assert ws.sync().code == 0
     run = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(ws.root / "inventory"),
                           "--list"], capture_output=True, text=True, check=False,
                          env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
     assert run.returncode == 0, run.stderr
     inventory = json.loads(run.stdout)
-    assert inventory["aistack"]["children"] == ["lab"]
+    assert sorted(inventory["aistack"]["children"]) == ["dev", "lab"]
     assert sorted(inventory["lab"]["hosts"]) == ["ai", "web"]
-    assert inventory["ollama_server"]["hosts"] == ["ai"]
+    assert inventory["dev"]["hosts"] == ["llm"]
+    assert sorted(inventory["ollama_server"]["hosts"]) == ["ai", "llm"]
+    assert inventory["_meta"]["hostvars"]["llm"]["ansible_incus_project"] == "dev"
     assert inventory["stt_server"]["hosts"] == ["ai"]
     assert inventory["open_webui"]["hosts"] == ["web"]
     web = inventory["_meta"]["hostvars"]["web"]
