@@ -71,6 +71,7 @@ class _Checker:
         # Set when a domain or machine could not be built; wiring checks would
         # then report services as missing that are only unreadable.
         self.incomplete = False
+        self.base_subnet_invalid = False
 
     # -- helpers -----------------------------------------------------------
     def error(self, path: KeyPath, message: str) -> None:
@@ -181,6 +182,7 @@ class _Checker:
         data = self.section(value, path, "global") or {}
         base = data.get("base_subnet")
         base_ok = base is not None and addressing.base_subnet_problem(base) is None
+        self.base_subnet_invalid = not base_ok
         if base is not None and not base_ok:
             self.error(path + ("base_subnet",), addressing.base_subnet_problem(base) or "")
         image_build = None
@@ -328,7 +330,8 @@ class _Checker:
                     f"{subnet_id} is already used by domain {subnet_owner[subnet_id]}; "
                     "give every domain its own subnet_id",
                 )
-            else:
+            elif not self.base_subnet_invalid:
+                # With a broken base_subnet every address check would be noise.
                 subnet_owner[subnet_id] = name
                 network = addressing.DomainNetwork.of(settings.base_subnet, subnet_id)
         ephemeral = self.boolean(data.get("ephemeral"), path + ("ephemeral",), False)

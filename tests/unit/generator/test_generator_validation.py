@@ -234,3 +234,8 @@ def test_missing_infra_file_is_a_clear_error(ws: Workspace) -> None:
     result = ws.run("validate", str(ws.root / "nope.yml"))
     assert result.code == 2
     assert "file not found" in result.err and "Traceback" not in result.err
+
+
+def test_a_broken_base_subnet_is_reported_alone(ws: Workspace) -> None:
+    found = errors(ws, EXAMPLE.replace('base_subnet: "10.100"', 'base_subnet: "10.300"'))
+    assert len(found) == 1 and ": global.base_subnet: " in found[0]
