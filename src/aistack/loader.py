@@ -42,6 +42,7 @@ class Document:
     source: str
     data: Any
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
 
     def line(self, path: KeyPath) -> int:
         """Line of ``path``, or of its nearest ancestor the file mentions."""
@@ -128,7 +129,7 @@ def _hashable(value: Any) -> bool:
 
 
 def parse(text: str, source: str) -> Document:
-    """Parse YAML text; duplicate keys and syntax errors raise AistackError."""
+    """Parse YAML text; a syntax error raises AistackError, duplicate keys land in .issues."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -147,10 +148,10 @@ def parse(text: str, source: str) -> Document:
         raise AistackError([Issue(source, 0, "", f"not valid YAML: {exc}")]) from None
     finally:
         loader.dispose()
-    if walker.issues:
-        raise AistackError(walker.issues)
     walker.lines[()] = node.start_mark.line + 1
-    return Document(source, data, walker.lines)
+    # Duplicate keys travel with the document (the last value wins meanwhile),
+    # so that the validator reports them together with everything else.
+    return Document(source, data, walker.lines, walker.issues)
 
 
 def load(path: Path, display: str | None = None) -> Document:

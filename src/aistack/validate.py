@@ -641,6 +641,7 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
 def check(doc: Document, roles: Iterable[str], base_dir: Path) -> Checked:
     """Validate a parsed infra.yml; raise AistackError listing every problem."""
     checker = _Checker(doc, roles, base_dir)
+    checker.issues.extend(doc.issues)
     data = doc.data
     if data is None:
         raise AistackError(

@@ -239,3 +239,10 @@ def test_missing_infra_file_is_a_clear_error(ws: Workspace) -> None:
 def test_a_broken_base_subnet_is_reported_alone(ws: Workspace) -> None:
     found = errors(ws, EXAMPLE.replace('base_subnet: "10.100"', 'base_subnet: "10.300"'))
     assert len(found) == 1 and ": global.base_subnet: " in found[0]
+
+
+def test_duplicate_keys_are_reported_with_the_other_errors(ws: Workspace) -> None:
+    text = (EXAMPLE.replace("subnet_id: 10", "subnet_id: 10\n    subnet_id: 10")
+            .replace("roles: [open_webui]", "roles: [open_webu]"))
+    paths = {line.split(": ")[1] for line in errors(ws, text)}
+    assert paths == {"domains.lab.subnet_id", "domains.lab.machines.web.roles[0]"}
