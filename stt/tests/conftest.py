@@ -12,9 +12,16 @@ import os
 # directory at once instead of timing out. Set before huggingface_hub is imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+# Test this checkout's code even when the shared .venv's editable install points elsewhere.
+SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+
 import subprocess  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from aistack_stt.config import Settings  # noqa: E402

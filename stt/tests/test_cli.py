@@ -14,11 +14,17 @@ import pytest
 from aistack_stt.config import ConfigError, load_settings
 from stt_testkit import Speech
 
-EXE = Path(sys.executable).with_name("aistack-stt")
+# `python -m aistack_stt.cli` is what the console script runs; PYTHONPATH (conftest.py)
+# makes it this checkout's code.
+EXE = [sys.executable, "-m", "aistack_stt.cli"]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AISTACK_STT_", "HF_HUB_OFFLINE", "HF_ENDPOINT"))
+    }
     env.update(extra)
     return env
 
@@ -37,7 +43,7 @@ def test_bad_settings_exit_2_with_one_line_and_no_traceback(
     args: list[str], env: dict[str, str], needle: str
 ) -> None:
     proc = subprocess.run(
-        [str(EXE), "serve", *args], env=_env(**env), capture_output=True, text=True, timeout=60
+        [*EXE, "serve", *args], env=_env(**env), capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2
     assert needle in proc.stderr
@@ -62,10 +68,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_from_environment_answers_health_and_transcribes(
+def test_serve_from_environment_answers_health_transcribes_and_uses_hf_endpoint(
     models_dir: Path, speech: Speech
 ) -> None:
-    port = _free_port()
+    port, closed_port = _free_port(), _free_port()
     env = _env(
         AISTACK_STT_HOST="127.0.0.1",
         AISTACK_STT_PORT=str(port),
@@ -75,10 +81,11 @@ def test_serve_from_environment_answers_health_and_transcribes(
         AISTACK_STT_COMPUTE_TYPE="int8",
         AISTACK_STT_API_KEY="k",
         AISTACK_STT_LANGUAGE="en",
-        HF_HUB_OFFLINE="1",
+        # A mirror that is down: the hub must be asked there, and the failure say so.
+        HF_ENDPOINT=f"http://127.0.0.1:{closed_port}",
     )
     proc = subprocess.Popen(
-        [str(EXE), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*EXE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -104,7 +111,16 @@ def test_serve_from_environment_answers_health_and_transcribes(
         )
         assert resp.status_code == 200, resp.text
         assert "kitchen" in resp.json()["text"].lower()
+        hub = httpx.post(
+            url + "/v1/audio/transcriptions",
+            files={"file": speech.command_wav.open("rb")},
+            data={"model": "Systran/faster-whisper-small"},
+            headers={"Authorization": "Bearer k"},
+            timeout=60,
+        )
+        assert hub.status_code == 503, hub.text
+        message = hub.json()["error"]["message"]
+        assert f"http://127.0.0.1:{closed_port}/Systran/faster-whisper-small" in message
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=30)
-    assert "Traceback" not in out
+        proc.communicate(timeout=30)

@@ -56,6 +56,7 @@ def test_hub_model_offline_is_503_with_reason(server: LiveServer, speech: Speech
     message = resp.json()["error"]["message"]
     assert "Systran/faster-whisper-small" in message
     assert "could not be downloaded" in message
+    assert "HF_HUB_OFFLINE" in message
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import ctranslate2
 from faster_whisper import WhisperModel
 from faster_whisper.utils import _MODELS as HUB_ALIASES  # alias -> hub repo id
 from faster_whisper.utils import download_model
+from huggingface_hub import constants as hub_constants
 
 from .config import Settings
 from .errors import APIError
@@ -247,11 +248,16 @@ class ModelManager:
                     param="model",
                     code="model_not_found",
                 ) from None
+            where = (
+                "the hub is disabled (HF_HUB_OFFLINE)"
+                if hub_constants.HF_HUB_OFFLINE
+                else f"{hub_constants.ENDPOINT}/{source.repo_id} is not reachable"
+            )
             raise APIError(
                 503,
-                f"model {source.id!r} is not in {model_dir} and could not be downloaded from "
-                f"{source.repo_id} ({name}: {exc}); copy the model directory there, or check "
-                "HF_ENDPOINT / HF_HUB_OFFLINE",
+                f"model {source.id!r} is not in {model_dir} and could not be downloaded: "
+                f"{where} ({name}: {exc}). Copy the model directory to {model_dir}/"
+                f"{source.id}, or check HF_ENDPOINT and HF_HUB_OFFLINE",
                 type="server_error",
                 param="model",
                 code="model_load_failed",

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Single-request latency: aistack-stt over HTTP versus faster-whisper called directly.
+
+Usage: .venv/bin/python bench/bench_stt_latency.py [--runs N] [--model DIR] [--write]
+
+Both sides use the same model directory, device, compute type, thread count and decoding
+options (beam 5, faster-whisper's temperature fallback, no VAD), on the same two clips
+synthesized with espeak-ng: a ~2 s voice command and a ~25 s passage. The server runs as a
+separate `aistack-stt serve` process, as in production; requests alternate with direct calls
+so background load on a shared machine hits both sides alike. The target is that the server
+adds no more than 10 % at the median. `--write` replaces the `## aistack-stt latency` section
+of docs/benchmarks.md with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from faster_whisper import WhisperModel
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## aistack-stt latency"
+TARGET = 0.10
+
+COMMAND = "Turn on the kitchen lights."
+PASSAGE = (
+    "Good morning everyone. Today we will look at the plan for the garden. In spring we "
+    "plant tomatoes, beans and peppers along the southern fence, where the sun stays longest. "
+    "The herbs go near the kitchen door so they are easy to reach while cooking. In summer the "
+    "beds need water every evening, and the compost should be turned once a week. Please write "
+    "down any questions and we will answer them at the end."
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    clip: str
+    audio_s: float
+    direct: list[float]
+    server: list[float]
+
+    @property
+    def overhead(self) -> float:
+        return statistics.median(self.server) / statistics.median(self.direct) - 1
+
+
+def synthesize(text: str, out: Path) -> Path:
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(out), text], check=True)
+    return out
+
+
+def audio_seconds(path: Path) -> float:
+    out = subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: Path, threads: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
+    env.update(
+        AISTACK_STT_HOST="127.0.0.1",
+        AISTACK_STT_PORT=str(port),
+        AISTACK_STT_MODEL=str(model),
+        AISTACK_STT_DEVICE="cpu",
+        AISTACK_STT_COMPUTE_TYPE="int8",
+        AISTACK_STT_CPU_THREADS=str(threads),
+        AISTACK_STT_BEAM_SIZE="5",
+        AISTACK_STT_LOG_LEVEL="warning",
+        HF_HUB_OFFLINE="1",
+    )
+    # This checkout's server, whatever the venv's editable install points at.
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "stt" / "src"), env.get("PYTHONPATH")])
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("aistack-stt did not become ready")
+
+
+def direct(model: WhisperModel, clip: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    segments, _ = model.transcribe(str(clip), beam_size=5)
+    text = "".join(s.text for s in segments)
+    return time.perf_counter() - started, text
+
+
+def served(http: httpx.Client, clip: Path) -> tuple[float, str]:
+    data = clip.read_bytes()
+    started = time.perf_counter()
+    resp = http.post(
+        "/v1/audio/transcriptions",
+        files={"file": (clip.name, data, "audio/wav")},
+        data={"model": "whisper-1"},
+    )
+    elapsed = time.perf_counter() - started
+    resp.raise_for_status()
+    return elapsed, resp.json()["text"]
+
+
+def measure(model: WhisperModel, http: httpx.Client, name: str, clip: Path, runs: int) -> Row:
+    for _ in range(2):  # warm caches and allocators on both sides
+        direct(model, clip)
+        served(http, clip)
+    d, s = [], []
+    for i in range(runs):
+        # Alternate which side goes first so drift in background load cancels out.
+        order = (direct, served) if i % 2 == 0 else (served, direct)
+        for fn in order:
+            elapsed, _ = fn(model, clip) if fn is direct else fn(http, clip)
+            (d if fn is direct else s).append(elapsed)
+    return Row(name, audio_seconds(clip), d, s)
+
+
+def table(rows: list[Row], threads: int, runs: int, model: Path) -> str:
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        SECTION,
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/bench_stt_latency.py` "
+        f"on {os.cpu_count()} cores ({cpu}), shared with other work; model "
+        f"`{model.name}` int8 on CPU, {threads} threads, beam 5, {runs} alternating runs per "
+        "side after 2 warm-ups. *Direct* is `WhisperModel.transcribe()` on the file in the "
+        "benchmark process; *server* is one `POST /v1/audio/transcriptions` to `aistack-stt "
+        "serve` (upload, decode, transcribe, JSON) over local HTTP. Target: the server adds at "
+        "most 10 % at the median.",
+        "",
+        "| clip | audio | direct median | server median | direct p90 | server p90 "
+        "| overhead (median) | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        p90 = lambda xs: sorted(xs)[max(0, round(0.9 * len(xs)) - 1)]  # noqa: E731
+        lines.append(
+            f"| {r.clip} | {r.audio_s:.1f} s | {statistics.median(r.direct):.3f} s "
+            f"| {statistics.median(r.server):.3f} s | {p90(r.direct):.3f} s "
+            f"| {p90(r.server):.3f} s | {r.overhead * 100:+.1f} % "
+            f"| {'met' if r.overhead <= TARGET else 'MISSED'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    """Replace only this benchmark's section; other sections belong to other benchmarks."""
+    doc = ROOT / "docs" / "benchmarks.md"
+    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    lines = current.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
+    if start is None:
+        new = current.rstrip("\n") + "\n\n" + text
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
+    doc.write_text(new)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--model", type=Path, default=ROOT / ".cache" / "models" / "tiny.en")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+    if not (args.model / "model.bin").is_file():
+        subprocess.run([str(ROOT / "scripts" / "fetch-test-models")], check=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = synthesize(COMMAND, Path(tmp) / "command.wav")
+        passage = synthesize(PASSAGE, Path(tmp) / "passage.wav")
+        model = WhisperModel(
+            str(args.model), device="cpu", compute_type="int8", cpu_threads=args.threads
+        )
+        proc, url = start_server(args.model, args.threads)
+        try:
+            with httpx.Client(base_url=url, timeout=300) as http:
+                rows = [
+                    measure(model, http, "command", command, args.runs),
+                    measure(model, http, "passage", passage, max(5, args.runs // 2)),
+                ]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = table(rows, args.threads, args.runs, args.model)
+    print(text)
+    if args.write:
+        write_section(text)
+    return 0 if all(r.overhead <= TARGET for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
