@@ -1,4 +1,8 @@
-"""Shared helpers for the generator tests: a fixed role set, infra files, a CLI runner."""
+"""Helpers for the generator tests: a fixed role set, infra files, a CLI runner.
+
+A module with its own name rather than conftest.py, so that importing it can
+never pick up another directory's conftest.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import REPO, ROLES
+from generator_support import REPO, ROLES
 
 from aistack import loader, writer
 from aistack.schema import SECTIONS

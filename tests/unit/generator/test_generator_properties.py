@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROLES
+from generator_support import ROLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

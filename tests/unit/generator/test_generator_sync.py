@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import EXAMPLE, REPO, Workspace
+from generator_support import EXAMPLE, REPO, Workspace
 
 from aistack.blocks import BEGIN, END
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import EXAMPLE, Workspace
+from generator_support import EXAMPLE, Workspace
 
 TWO_DOMAINS = EXAMPLE + """\
   dev:
