@@ -7,7 +7,7 @@ import re
 import pytest
 from generator_support import REPO, ROLES
 
-from aistack import loader, writer
+from aistack import catalog, loader, writer
 from aistack.schema import SECTIONS
 from aistack.sync import SyncRequest, plan
 from aistack.validate import check
@@ -53,3 +53,10 @@ def test_committed_inventory_matches_infra_yml() -> None:
     stale = [change.rel for change in result.changes] + result.links
     assert not stale, f"run `make sync` and commit: {stale}\n{writer.diff(result)}"
     assert not result.orphans
+
+
+def test_machine_roles_are_the_collection_roles_except_host_only_ones() -> None:
+    roles = catalog.machine_roles(catalog.roles_dir_for(REPO / "infra.yml"))
+    assert {"base_system", "ollama_server", "stt_server", "open_webui"} <= roles
+    assert "incus_host" not in roles
+    check(loader.load(REPO / "infra.yml"), roles, REPO)  # the example uses real roles only
