@@ -210,3 +210,89 @@ def test_session_limit_refuses_the_extra_session_and_keeps_serving_the_others(li
     assert code == 1013
     finals = _finals(events)
     assert finals and {"kitchen", "lights"} <= _words(finals[0]["text"])
+
+
+# -- OpenAI realtime transcription sessions ---------------------------------------------------
+
+
+def _to_24k(pcm16k: bytes) -> bytes:
+    """OpenAI's realtime audio is 24 kHz; resample the test speech the way a client would."""
+    import av
+
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=24000)
+    frame = av.AudioFrame.from_ndarray(
+        np.frombuffer(pcm16k, dtype="<i2").reshape(1, -1), format="s16", layout="mono"
+    )
+    frame.sample_rate = 16000
+    out = [f.to_ndarray().tobytes() for f in resampler.resample(frame)]
+    out += [f.to_ndarray().tobytes() for f in resampler.resample(None)]
+    return b"".join(out)
+
+
+async def _realtime(url: str, session: dict, audio24k: bytes, commit: bool, wanted: int):
+    import base64
+
+    events: list[dict] = []
+    async with websockets.connect(url, open_timeout=30, subprotocols=["realtime"]) as ws:
+        events.append(json.loads(await ws.recv()))
+        await ws.send(json.dumps({"type": "transcription_session.update", "session": session}))
+        events.append(json.loads(await ws.recv()))
+        if events[-1]["type"] == "error":
+            return events
+        chunk = 4800  # 100 ms at 24 kHz
+        for i in range(0, len(audio24k), chunk):
+            b64 = base64.b64encode(audio24k[i : i + chunk]).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64}))
+            await asyncio.sleep(0.025)  # four times real time
+        if commit:
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        done = 0
+        while done < wanted:
+            event = json.loads(await asyncio.wait_for(ws.recv(), 300))
+            events.append(event)
+            done += event["type"] == "conversation.item.input_audio_transcription.completed"
+    return events
+
+
+def _realtime_url(live) -> str:
+    return live.url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+
+
+def test_openai_realtime_transcription_session_with_server_vad(live, conversation):
+    session = {
+        "input_audio_format": "pcm16",
+        "input_audio_transcription": {"model": "whisper-1", "language": "en"},
+        "turn_detection": {"type": "server_vad", "threshold": 0.5, "silence_duration_ms": 500},
+    }
+    audio = _to_24k(conversation)
+    events = asyncio.run(_realtime(_realtime_url(live), session, audio, False, 3))
+    assert events[0]["type"] == "transcription_session.created"
+    assert events[1]["type"] == "transcription_session.updated"
+    assert events[1]["session"]["turn_detection"]["silence_duration_ms"] == 500
+    kinds = [e["type"] for e in events]
+    assert kinds.count("input_audio_buffer.speech_started") == 3
+    assert kinds.count("input_audio_buffer.committed") == 3
+    completed = [
+        e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"
+    ]
+    for event, (_, words) in zip(completed, UTTERANCES, strict=True):
+        assert words <= _words(event["transcript"]), event
+    assert len({e["item_id"] for e in completed}) == 3
+
+
+def test_openai_realtime_manual_commit_and_bad_format(live, conversation):
+    command = _to_24k(conversation[: 16000 * 2 * 3])
+    session = {"input_audio_format": "pcm16", "turn_detection": None}
+    events = asyncio.run(_realtime(_realtime_url(live), session, command, True, 1))
+    assert events[1]["session"]["turn_detection"] is None
+    assert "input_audio_buffer.speech_started" not in [e["type"] for e in events]
+    done = events[-1]
+    assert done["type"] == "conversation.item.input_audio_transcription.completed"
+    assert {"kitchen", "lights"} <= _words(done["transcript"])
+
+    events = asyncio.run(
+        _realtime(_realtime_url(live), {"input_audio_format": "g711_ulaw"}, b"", False, 0)
+    )
+    error = events[-1]
+    assert error["type"] == "error" and error["error"]["param"] == "input_audio_format"
+    assert "pcm16" in error["error"]["message"]

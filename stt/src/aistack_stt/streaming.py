@@ -11,6 +11,7 @@ server → client
   {"type": "session.started", "session_id", "options", "limits"}
   {"type": "speech.started", "utterance", "start"}
   {"type": "partial", "utterance", "committed", "unstable", "text"}
+  {"type": "speech.stopped", "utterance", "end"}
   {"type": "final", "utterance", "text", "start", "end", "language", "segments": [...]}
   {"type": "session.ended", "reason"}
   {"type": "error", "code", "message"}      (followed by a close where the session cannot go on)
@@ -213,7 +214,9 @@ class StreamSession:
         transcribe: Transcribe,
         send: Callable[[dict], Awaitable[None]],
         beam_size: int = 5,
+        use_vad: bool = True,
     ) -> None:
+        self.use_vad = use_vad  # False: the client says where utterances end (commit)
         self.options = options
         self.limits = limits
         self.transcribe = transcribe
@@ -236,14 +239,20 @@ class StreamSession:
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.audio = np.concatenate([self.audio, samples])
         self.received += samples.shape[0]
-        for event in self.vad.feed(samples):
+        if not self.use_vad and self.current is None:
+            await self._start(self.received - samples.shape[0], pad=False)
+        for event in self.vad.feed(samples) if self.use_vad else ():
             if event.kind == "start" and self.current is None:
                 if self.options.mode == "auto_end" and self.count:
                     continue  # auto_end: one utterance per session, later speech is ignored
                 await self._start(event.sample)
             elif event.kind == "end" and self.current is not None:
                 pad = int(SPEECH_PAD_S * SAMPLE_RATE)
-                self._finish(min(event.sample + pad, self.received))
+                end = min(event.sample + pad, self.received)
+                self._finish(end)
+                await self.send(
+                    {"type": "speech.stopped", "utterance": self.count, "end": end / SAMPLE_RATE}
+                )
         utt = self.current
         if utt is None:
             self._trim(self.received - int(SPEECH_PAD_S * SAMPLE_RATE))
@@ -257,6 +266,24 @@ class StreamSession:
         if idle and self.received - utt.last_partial_at >= interval:
             utt.last_partial_at = self.received
             utt.partial_task = asyncio.create_task(self._guard(self._partial(utt, self.received)))
+
+    def busy(self) -> bool:
+        """A final is still being transcribed: the client is waiting on us, not idle."""
+        return any(not task.done() for task in self.finals)
+
+    def commit(self) -> bool:
+        """The client ends the utterance now (push-to-talk); False when there was none."""
+        if self.current is None:
+            return False
+        self._finish(self.received)
+        return True
+
+    def clear(self) -> None:
+        """Forget the utterance in progress without transcribing it."""
+        if self.current is not None and self.current.partial_task is not None:
+            self.current.partial_task.cancel()
+        self.current = None
+        self._trim(self.received)
 
     async def stop(self) -> None:
         """End of input: finish the utterance in progress and wait for every final."""
@@ -289,13 +316,14 @@ class StreamSession:
 
     # -- utterances -------------------------------------------------------------------------
 
-    async def _start(self, sample: int) -> None:
+    async def _start(self, sample: int, pad: bool = True) -> None:
         self.count += 1
-        start = max(self.base, sample - int(SPEECH_PAD_S * SAMPLE_RATE))
+        start = max(self.base, sample - (int(SPEECH_PAD_S * SAMPLE_RATE) if pad else 0))
         self.current = _Utterance(self.count, start, PrefixAgreement(), last_partial_at=sample)
-        await self.send(
-            {"type": "speech.started", "utterance": self.count, "start": start / SAMPLE_RATE}
-        )
+        if self.use_vad:  # without VAD the client decides; there is no speech event to report
+            await self.send(
+                {"type": "speech.started", "utterance": self.count, "start": start / SAMPLE_RATE}
+            )
 
     def _finish(self, end_sample: int) -> None:
         utt = self.current
@@ -415,6 +443,12 @@ def authorized(websocket: WebSocket) -> bool:
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
         return True
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    for proto in offered:  # how OpenAI's browser clients pass the key
+        if proto.startswith("openai-insecure-api-key."):
+            given = proto.removeprefix("openai-insecure-api-key.")
+            if hmac.compare_digest(given.encode(), key.encode()):
+                return True
     query = websocket.query_params.get("api_key", "")
     return bool(query) and hmac.compare_digest(query.encode(), key.encode())
 
@@ -449,6 +483,41 @@ def create_streaming_router(
         try:
             with sessions.claim():
                 await _serve(websocket, limits, transcriber(websocket), f"s{next(ids)}")
+        except OverflowError:
+            await _refuse(
+                websocket,
+                CLOSE_TRY_LATER,
+                "too_many_sessions",
+                f"the server already has {limits.max_sessions} live sessions "
+                "(AISTACK_STT_STREAM_MAX_SESSIONS); try again later",
+            )
+
+    @router.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket) -> None:
+        from .realtime import serve_realtime
+
+        offered = websocket.headers.get("sec-websocket-protocol", "")
+        await websocket.accept(
+            subprotocol="realtime" if "realtime" in offered.split(", ") else None
+        )
+        if not authorized(websocket):
+            await _refuse(
+                websocket,
+                CLOSE_POLICY,
+                "invalid_api_key",
+                "missing or wrong API key: send Authorization: Bearer <key>",
+            )
+            return
+        settings = getattr(websocket.app.state, "settings", None)
+        try:
+            with sessions.claim():
+                await serve_realtime(
+                    websocket,
+                    limits,
+                    transcriber(websocket),
+                    f"sess_{next(ids)}",
+                    getattr(settings, "beam_size", 5),
+                )
         except OverflowError:
             await _refuse(
                 websocket,
@@ -497,6 +566,9 @@ async def _serve(websocket: WebSocket, limits: StreamLimits, transcribe: Transcr
                     raise session.failure
                 reason = "utterance_complete"
                 break
+            if not done and session is not None and session.busy():
+                waiter.cancel()
+                continue
             if not done:
                 waiter.cancel()
                 await _refuse(
