@@ -348,8 +348,8 @@ def _wait_http(url: str, proc: subprocess.Popen, limit: float = 180) -> None:
     raise SystemExit(f"stt_load: {url} did not answer within {limit:.0f} s")
 
 
-def start_aistack(model_dir: Path, port: int, log_file) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def start_aistack(model_dir: Path, port: int, log_file, tuning: dict) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **tuning}
     cmd = [
         str(ROOT / ".venv/bin/aistack-stt"),
         "serve",
@@ -438,9 +438,11 @@ def compare(args) -> None:
             log(f"{name}:")
             t_start, load0 = time.time(), os.getloadavg()[0]
             proc = None
-            if name == "aistack-stt":
+            if name.split("@")[0] == "aistack-stt":
+                # aistack-stt@AISTACK_STT_MAX_BATCH=1,AISTACK_STT_BULK_NICE=0 tries a variant.
+                tuning = dict(kv.split("=", 1) for kv in name.partition("@")[2].split(",") if kv)
                 port = _free_port()
-                proc = start_aistack(model_dir, port, server_log)
+                proc = start_aistack(model_dir, port, server_log, tuning)
                 target = HttpTarget(f"http://127.0.0.1:{port}/v1", "whisper-1")
             elif name == "faster-whisper-server":
                 port = _free_port()
@@ -528,6 +530,8 @@ def main() -> None:
         )
         p.add_argument("--out", default=str(ROOT / "bench/results/stt_load"))
     args = parser.parse_args()
+    # A SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.command == "run":
         run_one(args)
     else:
