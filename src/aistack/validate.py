@@ -72,6 +72,7 @@ class _Checker:
         # then report services as missing that are only unreadable.
         self.incomplete = False
         self.base_subnet_invalid = False
+        self.domain_names: set[str] = set()
 
     # -- helpers -----------------------------------------------------------
     def error(self, path: KeyPath, message: str) -> None:
@@ -273,6 +274,7 @@ class _Checker:
             return ()
         if not value:
             self.error(path, "defines no domain; add at least one, like lab: {subnet_id: 10}")
+        self.domain_names = {str(name) for name in value}
         subnet_owner: dict[int, str] = {}
         machine_owner: dict[str, str] = {}
         ip_owner: dict[IPv4Address, str] = {}
@@ -418,6 +420,11 @@ class _Checker:
             problem = (
                 f"machine name '{name}' is already used in domain {machine_owner[name]}; "
                 "instance names must be unique across all domains"
+            )
+        if problem is None and name in self.domain_names:
+            problem = (
+                f"'{name}' is also the name of a domain, which is an Ansible group; "
+                "choose another machine name"
             )
         if problem is None and name in _RESERVED_GROUPS + tuple(self.roles):
             problem = f"'{name}' is also an Ansible group name; choose another machine name"

@@ -38,6 +38,8 @@ CASES = [
     ("domain is a reserved group", "  lab:\n", "  aistack:\n", "domains.aistack", "group"),
     ("machine not a DNS label", "      web:\n", "      web_1:\n", "domains.lab.machines.web_1",
      "not a DNS label"),
+    ("machine named like a domain", "      web:\n", "      lab:\n", "domains.lab.machines.lab",
+     "also the name of a domain"),
     ("machine name ends with dash", "      web:\n", "      web-:\n", "domains.lab.machines.web-",
      "not ending with '-'"),
     ("subnet_id above 255", "subnet_id: 10", "subnet_id: 256", "domains.lab.subnet_id",
