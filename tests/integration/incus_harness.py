@@ -18,10 +18,28 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_PREFIX = "t-infra"
 
 
+def collections_path() -> Path:
+    """A private homelab.aistack link to this checkout.
+
+    The shared .cache/collections link may be re-pointed by other test suites
+    while these run; the tests must exercise this tree, whatever happens there.
+    """
+    base = ROOT / "tests" / "output" / "collections"
+    link = base / "ansible_collections" / "homelab" / "aistack"
+    if not link.is_symlink() or link.resolve() != ROOT:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".aistack.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(ROOT)
+        tmp.replace(link)
+    return base
+
+
 def ansible_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(collections_path()),
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_DEPRECATION_WARNINGS="0",
