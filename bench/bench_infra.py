@@ -44,8 +44,12 @@ class Run:
 
 def playbook(name: str) -> tuple[float, str]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(INVENTORY),
-           str(ROOT / "playbooks" / name)]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+        "-i",
+        str(INVENTORY),
+        str(ROOT / "playbooks" / name),
+    ]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     took = time.monotonic() - start
@@ -90,10 +94,11 @@ def table(runs: list[Run]) -> str:
         f"| re-run | {rerun:.1f} s, changed={changed} | < {RERUN_TARGET_S:.0f} s, changed=0 "
         f"| {'met' if rerun < RERUN_TARGET_S and changed == 0 else 'MISSED'} |",
         "",
-        "Each run: " + "; ".join(
-            f"up {r.up_s:.1f} s, re-run {r.rerun_s:.1f} s (changed={r.rerun_changed})"
-            for r in runs
-        ) + ".",
+        "Each run: "
+        + "; ".join(
+            f"up {r.up_s:.1f} s, re-run {r.rerun_s:.1f} s (changed={r.rerun_changed})" for r in runs
+        )
+        + ".",
     ]
     return "\n".join(lines) + "\n"
 
