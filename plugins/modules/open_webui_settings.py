@@ -51,12 +51,12 @@ updated:
   returned: always
 """
 
-import json
-import os
-import sqlite3
-import time
+import json  # noqa: E402 (Ansible modules put DOCUMENTATION first)
+import os  # noqa: E402
+import sqlite3  # noqa: E402
+import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 
 def _shown(key, value, secret):
@@ -67,9 +67,8 @@ def _shown(key, value, secret):
 
 
 def _read(conn, keys):
-    rows = conn.execute(
-        "SELECT key, value FROM config WHERE key IN (%s)" % ",".join("?" * len(keys)), keys
-    ).fetchall()
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(f"SELECT key, value FROM config WHERE key IN ({marks})", keys).fetchall()
     stored = {}
     for key, raw in rows:
         try:
