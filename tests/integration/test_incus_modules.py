@@ -146,6 +146,22 @@ def test_profile_lifecycle_in_project():
     assert query(f"/1.0/profiles/tuning?project={PROJECT}") is None
 
 
+def test_gpu_profile_carries_the_device_and_the_nvidia_runtime():
+    args = {
+        "name": "gpu",
+        "project": PROJECT,
+        "config": {"nvidia.runtime": True},
+        "devices": {"gpu": {"type": "gpu"}},
+    }
+    assert run_module("incus_profile", args)["changed"] is True
+    gpu = query(f"/1.0/profiles/gpu?project={PROJECT}")
+    assert gpu["config"] == {"nvidia.runtime": "true"}
+    assert gpu["devices"] == {"gpu": {"type": "gpu"}}
+    assert run_module("incus_profile", args)["changed"] is False
+    assert run_module("incus_profile", dict(args, state="absent"))["changed"] is True
+    assert query(f"/1.0/profiles/gpu?project={PROJECT}") is None
+
+
 def test_profile_in_missing_project_names_the_project():
     result = run_module("incus_profile", {"name": "x", "project": "t-infra-nowhere"})
     assert result.get("failed") is True
