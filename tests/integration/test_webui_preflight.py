@@ -65,7 +65,9 @@ def _untouched(machine: str) -> list[str]:
         "user open-webui": "getent passwd open-webui",
         "/etc/open-webui": "test -e /etc/open-webui",
     }
-    return [name for name, cmd in probes.items() if incus_exec(PROJECT, machine, cmd).returncode == 0]
+    return [
+        name for name, cmd in probes.items() if incus_exec(PROJECT, machine, cmd).returncode == 0
+    ]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +78,8 @@ def _untouched(machine: str) -> list[str]:
         ({"open_webui_ollama_base_url": "10.0.0.5:11434"},
          "open_webui_ollama_base_url is '10.0.0.5:11434'"),
         ({"open_webui_port": 70000}, "open_webui_port is '70000'; use a TCP port from 1 to 65535"),
-        ({"open_webui_version": "latest"}, "open_webui_version is 'latest'; give a release as X.Y.Z"),
+        ({"open_webui_version": "latest"},
+         "open_webui_version is 'latest'; give a release as X.Y.Z"),
         ({"open_webui_stt_host": "ghost"},
          "open_webui_stt_host is 'ghost', which is not a machine of this inventory"),
         ({"open_webui_python": "/usr/bin/python3.13"},
