@@ -31,12 +31,12 @@ def _espeak(text: str, voice: str, out: Path) -> Path:
     return out
 
 
-def _encode(src: Path, out: Path, fmt: str, codec: str, rate: int) -> Path:
+def _encode(src: Path, out: Path, fmt: str, codec: str, rate: int, layout: str = "mono") -> Path:
     """Re-encode with PyAV (libmp3lame, libopus, aac, flac ship in its wheel)."""
     with av.open(str(src)) as inp, av.open(str(out), "w", format=fmt) as outp:
         stream = outp.add_stream(codec, rate=rate)
-        stream.layout = "mono"
-        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
+        stream.layout = layout
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
         for frame in inp.decode(audio=0):
             frame.pts = None
             for rframe in resampler.resample(frame):
@@ -66,6 +66,7 @@ class Speech:
     command_wav: Path
     french_wav: Path
     variants: dict[str, tuple[Path, str]]  # name -> (file, content type)
+    duration: float  # seconds of the command as espeak-ng wrote it
 
 
 def _free_port() -> int:
@@ -122,5 +123,12 @@ def make_speech(d: Path) -> Speech:
         "m4a-aac": (_encode(wav, d / "command.m4a", "ipod", "aac", 44100), "audio/mp4"),
         "flac": (_encode(wav, d / "command.flac", "flac", "flac", 22050), "audio/flac"),
         "pcm": (_pcm16k(wav, d / "command.pcm"), "audio/pcm"),
+        "wav-stereo-48k": (
+            _encode(wav, d / "stereo.wav", "wav", "pcm_s16le", 48000, layout="stereo"),
+            "audio/wav",
+        ),
     }
-    return Speech(wav, french, variants)
+    with av.open(str(wav)) as container:
+        stream = container.streams.audio[0]
+        seconds = float(stream.duration * stream.time_base)
+    return Speech(wav, french, variants, seconds)

@@ -31,7 +31,7 @@ def test_openai_client_gets_the_spoken_words(openai_client: OpenAI, speech: Spee
 
 
 @pytest.mark.parametrize(
-    "variant", ["wav", "mp3", "ogg-opus", "webm-opus", "m4a-aac", "flac", "pcm"]
+    "variant", ["wav", "mp3", "ogg-opus", "webm-opus", "m4a-aac", "flac", "pcm", "wav-stereo-48k"]
 )
 def test_every_audio_container_is_decoded_and_transcribed(
     server: LiveServer, speech: Speech, variant: str
@@ -41,10 +41,14 @@ def test_every_audio_container_is_decoded_and_transcribed(
         resp = http.post(
             "/v1/audio/transcriptions",
             files={"file": (path.name, path.read_bytes(), content_type)},
-            data={"model": "tiny.en"},
+            data={"model": "tiny.en", "response_format": "verbose_json"},
         )
     assert resp.status_code == 200, resp.text
-    assert _heard_command(resp.json()["text"]), resp.json()
+    body = resp.json()
+    assert _heard_command(body["text"]), body
+    # Resampled to 16 kHz correctly: the duration is the spoken length whatever the input
+    # rate (22.05, 44.1, 48 kHz; stereo mixed down), give or take codec padding.
+    assert abs(body["duration"] - speech.duration) < 0.15, body["duration"]
 
 
 def test_text_format_is_plain_text(openai_client: OpenAI, speech: Speech) -> None:
@@ -189,3 +193,11 @@ def test_prompt_and_temperature_are_accepted(server: LiveServer, speech: Speech)
         )
     assert resp.status_code == 200, resp.text
     assert _heard_command(resp.json()["text"])
+
+
+def test_subtitle_timestamps_carry_hours_and_milliseconds() -> None:
+    from aistack_stt.formats import _timestamp
+
+    assert _timestamp(3723.5, ",") == "01:02:03,500"
+    assert _timestamp(59.9996, ".") == "00:01:00.000"
+    assert _timestamp(-0.2, ",") == "00:00:00,000"
