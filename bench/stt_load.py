@@ -263,9 +263,16 @@ async def burst(target, clip: Clip, n: int) -> ProfileResult:
 async def mixed(
     target, clips: dict[str, Clip], longs: int = 4, commands: int = 20, every: float = 1.0
 ) -> ProfileResult:
+    """Commands arrive every `every` s, or every 2 × idle p50 when the machine is slower.
+
+    The profile measures what long files do to commands, so the commands alone must not
+    saturate the server: at one per second, a machine needing 2 s per command would queue
+    them without any long file running, and the figure would measure that instead.
+    """
     command, recording = clips["command"], clips["recording"]
     idle = [await _one(target, command, 0.0) for _ in range(10)]
     idle_p50 = statistics.median(o.latency for o in idle)
+    every = max(every, 2 * idle_p50)
     t0 = time.perf_counter()
     long_tasks = [asyncio.ensure_future(_one(target, recording, t0)) for _ in range(longs)]
     await asyncio.sleep(2.0)  # the recordings are uploaded and running
@@ -284,6 +291,7 @@ async def mixed(
         wall,
         longs * recording.seconds + commands * command.seconds,
         idle_p50_s=round(idle_p50, 3),
+        command_every_s=round(every, 2),
         p95_over_idle_p50=round(_pct(lat, 95) / idle_p50, 2),
         long_ok=sum(o.correct for o in long_done),
         long_requests=len(long_done),
@@ -529,7 +537,20 @@ def main() -> None:
             help="auto: ~25 s clip up to 16, ~3 s command above; long: always 25 s",
         )
         p.add_argument("--out", default=str(ROOT / "bench/results/stt_load"))
+    rep = sub.add_parser("report", help="merge results.json files; print the Markdown table")
+    rep.add_argument("results", nargs="+")
+    rep.add_argument("--out", help="write the merged results.json here")
     args = parser.parse_args()
+    if args.command == "report":
+        merged: dict = {}
+        for path in args.results:
+            part = json.loads(Path(path).read_text())
+            targets = {**merged.get("targets", {}), **part["targets"]}
+            merged = {**part, **merged, "targets": targets}
+        if args.out:
+            Path(args.out).write_text(json.dumps(merged, indent=2))
+        print(markdown(merged))
+        return
     # A SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.command == "run":

@@ -464,7 +464,7 @@ class Scheduler:
         started = time.monotonic()
         with self.models.use(head.model_id) as entry:
             self._check_model(entry, batch)
-            batch = [(j, i) for j, i in batch if not j.future.done()]
+            batch = [(j, i) for j, i in batch if not j.cancelled]  # _fail marks them
             if not batch:
                 return
             model = entry.model
