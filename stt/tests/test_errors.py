@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from aistack_stt.config import Settings
 from stt_testkit import LiveServer, Speech, start_server, stop_server
@@ -177,3 +178,16 @@ def test_upload_over_the_size_limit_is_413(small_limit_server: LiveServer) -> No
         small = b"\x00\x01" * 8000  # 0.5 s of raw PCM, under the limit
         ok = _post(http, files={"file": ("a.pcm", small, "audio/pcm")})
     assert ok.status_code == 200, ok.text
+
+
+def test_openai_client_surfaces_status_and_message(server: LiveServer, speech: Speech) -> None:
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.audio.transcriptions.create(
+            model="whisper-1", file=("junk.mp3", b"not audio" * 50, "audio/mpeg")
+        )
+    assert "could not decode junk.mp3" in bad.value.message
+    assert bad.value.body["param"] == "file"
+    with pytest.raises(openai.NotFoundError) as missing, speech.command_wav.open("rb") as fh:
+        client.audio.transcriptions.create(model="no-such-model", file=fh)
+    assert "no-such-model" in missing.value.message
