@@ -124,3 +124,19 @@ def test_serve_from_environment_answers_health_transcribes_and_uses_hf_endpoint(
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_every_setting_is_a_flag_and_documented_in_the_readme() -> None:
+    from dataclasses import fields
+
+    from aistack_stt.cli import _parser
+    from aistack_stt.config import Settings, env_name
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    serve = _parser()._subparsers._group_actions[0].choices["serve"]
+    flags = {opt for action in serve._actions for opt in action.option_strings}
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in flags, f"{flag} is not a flag of aistack-stt serve"
+        assert f"`{env_name(f.name)}`" in readme, f"{env_name(f.name)} is not in stt/README.md"
+        assert f"`{flag}`" in readme, f"{flag} is not in stt/README.md"
