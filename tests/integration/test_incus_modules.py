@@ -245,6 +245,20 @@ def test_unreachable_daemon_is_a_sentence_not_a_traceback():
     assert "Traceback" not in str(result)
 
 
+def test_unreachable_remote_and_half_given_credentials_are_named(tmp_path):
+    result = run_module("incus_project", {"name": PROJECT, "url": "https://127.0.0.1:9"})
+    assert result.get("failed") is True
+    assert result["msg"].startswith("Cannot reach Incus at https://127.0.0.1:9")
+    cert = tmp_path / "client.crt"
+    cert.write_text("not used\n")
+    half = run_module(
+        "incus_project",
+        {"name": PROJECT, "url": "https://127.0.0.1:9", "client_cert": str(cert)},
+    )
+    assert half.get("failed") is True
+    assert half["msg"] == "client_cert and client_key must be given together."
+
+
 def test_removal_of_project_and_bridge_leaves_nothing():
     assert run_module("incus_project", {"name": PROJECT, "state": "absent"})["changed"] is True
     assert query(f"/1.0/projects/{PROJECT}") is None
