@@ -7,7 +7,9 @@ to the service the way a user's client on the LAN would.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import urllib.request
 from dataclasses import dataclass
@@ -65,3 +67,106 @@ def words(text: str) -> list[str]:
 @pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("speech")
+
+
+# -- running the stt play the way `make apply-stt` does -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stt_source(tmp_path_factory) -> Path:
+    """A snapshot of stt/ taken once: edits to the engine while the test runs (a shared
+    working tree) must not count as changes of the second, unchanged run."""
+    dest = tmp_path_factory.mktemp("stt-source") / "stt"
+    shutil.copytree(
+        ROOT / "stt",
+        dest,
+        ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".venv"),
+    )
+    return dest
+
+
+def inventory_with(tmp: Path, target: Target, stt_source: Path, **changes: object) -> Path:
+    inv = tmp / "inventory"
+    (inv / "host_vars").mkdir(parents=True, exist_ok=True)
+    (inv / "hosts.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": {
+                        "ansible_connection": "community.general.incus",
+                        "ansible_incus_project": target.project,
+                        "ansible_python_interpreter": "/usr/bin/python3",
+                    },
+                    "children": {"stt_server": {"hosts": {target.name: {}}}},
+                }
+            }
+        )
+    )
+    host_vars = {
+        **target.base_host_vars,
+        "stt_server_source_dir": str(stt_source),
+        "stt_server_wheel_dir": str(stt_source.parent / "wheel"),
+        **changes,
+    }
+    (inv / "host_vars" / f"{target.name}.yml").write_text(yaml.safe_dump(host_vars))
+    return inv
+
+
+def _collections(tmp: Path) -> Path:
+    """This checkout as homelab.aistack, whatever the shared .cache symlink points at now."""
+    path = tmp / "collections"
+    link = path / "ansible_collections" / "homelab" / "aistack"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True)
+        link.symlink_to(ROOT)
+    return path
+
+
+def run_stt_play(inv: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(_collections(inv.parent)),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inv), str(ROOT / "playbooks" / "stt.yml")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def apply_stt(inv: Path) -> list[str]:
+    """Run playbooks/stt.yml as `make apply-stt` does; return the tasks that changed."""
+    result = run_stt_play(inv)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    recap = re.search(r"PLAY RECAP.*?changed=(\d+)", plain, re.S)
+    assert recap, plain[-2000:]
+    changed, task = [], ""
+    for line in plain.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.split("[", 1)[1].rsplit("]", 1)[0]
+        elif line.startswith("changed:"):
+            changed.append(task)
+    assert len(changed) == int(recap.group(1)), plain[-3000:]
+    return changed
+
+
+def restarted(changed_tasks: list[str]) -> bool:
+    return any(task.endswith(": Restart aistack-stt") for task in changed_tasks)
+
+
+def main_pid(host) -> str:
+    return host.check_output("systemctl show --value -p MainPID aistack-stt")
+
+
+@pytest.fixture()
+def restore(target, tmp_path, stt_source):
+    """Put the scenario's own host_vars back afterwards, so verify can run again."""
+    yield
+    apply_stt(inventory_with(tmp_path / "restore", target, stt_source))
+    assert health(target)["model"] == target.base_host_vars["stt_server_model"]
