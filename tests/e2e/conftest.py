@@ -50,7 +50,9 @@ class Checkout:
         log = self.path / f"make-{'-'.join(a.split('=')[0] for a in args)}.log"
         with log.open("w") as fh:
             proc = subprocess.run(
-                ["make", "--no-print-directory", *args],
+                # -o: the venv is the checkout's, shared; never rebuild it from the copy
+                # (an editable install made here would point the real venv at the copy).
+                ["make", "--no-print-directory", "-o", ".venv/bin/aistack", *args],
                 cwd=self.path,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
@@ -79,16 +81,20 @@ def _copy_checkout(dest: Path) -> None:
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="tar")
     archive.unlink()
-    # Shared, not copied: the controller venv and the caches (test weights, collections).
+    # Shared, not copied: the controller venv and the test weights. The copy is
+    # its own homelab.aistack collection, laid out as scripts/setup-venv does it.
     (dest / ".venv").symlink_to(ROOT / ".venv")
-    (dest / ".cache").symlink_to(ROOT / ".cache")
+    collection = dest / ".cache/collections/ansible_collections/homelab/aistack"
+    collection.parent.mkdir(parents=True)
+    collection.symlink_to(dest)
+    (dest / ".cache/models").symlink_to(ROOT / ".cache/models")
 
 
 @pytest.fixture(scope="session")
-def checkout(tmp_path_factory: pytest.TempPathFactory) -> Checkout:
-    dest = tmp_path_factory.mktemp("aistack-e2e") / "aistack"
-    dest.mkdir()
+def checkout() -> Checkout:
+    """A fresh copy under .cache/e2e; kept after the run so its make-*.log files can be read."""
+    dest = ROOT / ".cache" / "e2e" / "aistack"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
     _copy_checkout(dest)
-    yield Checkout(dest)
-    if os.environ.get("AISTACK_E2E_KEEP") != "1":
-        shutil.rmtree(dest, ignore_errors=True)
+    return Checkout(dest)
