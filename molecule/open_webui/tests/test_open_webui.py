@@ -88,7 +88,7 @@ def test_spoken_sentence_through_open_webui_comes_back_as_text(webui, stt_url):
 
 def test_stt_answers_from_inside_the_container(host, stt_url):
     """The browser's voice input path: the web container's network to the STT URL."""
-    spoken = "open the garage door"
+    spoken = "what is the weather like today"
     # testinfra has no upload; the WAV travels base64-encoded through the connection.
     encoded = base64.b64encode(synthesize_wav(spoken)).decode()
     host.check_output(f"echo {encoded} | base64 -d > /tmp/voice.wav")
