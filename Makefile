@@ -89,9 +89,9 @@ destroy: $(BIN)/aistack ## Remove exactly what infra.yml declares (asks first un
 
 .PHONY: lint
 lint: $(BIN)/aistack ## ruff, yamllint and ansible-lint (production profile)
-	$(BIN)/ruff check src tests stt bench scripts/*.py plugins
+	$(BIN)/ruff check src tests stt bench plugins scripts/fetch-test-models scripts/gen-role-docs
 	$(BIN)/yamllint -s .
-	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint
+	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint --offline
 
 .PHONY: test
 test: $(BIN)/aistack ## Everything: unit, STT engine, Incus integration, molecule and end-to-end tests

@@ -35,8 +35,9 @@ class MakeResult:
         """Per-host totals of every PLAY RECAP in the output, summed."""
         totals: dict[str, dict[str, int]] = {}
         for m in RECAP.finditer(self.output):
-            host = totals.setdefault(m["host"], {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0})
-            for key in ("ok", "changed", "failed", "unreachable"):
+            keys = ("ok", "changed", "failed", "unreachable")
+            host = totals.setdefault(m["host"], dict.fromkeys(keys, 0))
+            for key in keys:
                 host[key] += int(m[key])
         return totals
 
