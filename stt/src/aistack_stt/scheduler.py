@@ -63,7 +63,7 @@ class SchedulerSettings:
     """Tuning knobs; every one is also an AISTACK_STT_* variable (see `from_env`)."""
 
     short_audio_s: float = 15.0  # at most this long: hot lane
-    max_batch: int = 8  # windows per CTranslate2 call
+    max_batch: int = 4  # windows per CTranslate2 call (bench/stt_batching.py: 8 was slower)
     max_queue: int = 512  # requests admitted (waiting + running) before refusing
     request_timeout_s: float = 900.0
     bulk_nice: int = 10  # CPU priority of the bulk lane; 0 shares the cores evenly
