@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.helpers.checkout import ollama_test_double_vars
 from tests.helpers.speech import synthesize_wav
 from tests.helpers.voice import OpenWebUI
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "lab"
 AI_IP, WEB_IP = "10.100.10.10", "10.100.10.20"
 STT_URL = f"http://{AI_IP}:8000"
@@ -53,20 +51,7 @@ def stack(checkout):
     if PROJECT in _incus_state()["projects"]:
         assert checkout.make("destroy", "FORCE=1").returncode == 0
 
-    # Ollama cannot be downloaded here: the e2e run installs the test double's
-    # archive instead, given the way a user gives a local archive.
-    built = subprocess.run(
-        [sys.executable, str(ROOT / "tests/fixtures/ollama-test-double/build-archive"),
-         "--output-dir", str(checkout.path / ".e2e")],
-        capture_output=True, text=True, check=True,
-    )
-    archive = json.loads(built.stdout)
-    extra = checkout.path / ".e2e" / "ollama-test-double.yml"
-    extra.write_text(
-        f"ollama_server_archive_path: {archive['path']}\n"
-        f"ollama_server_archive_sha256: {archive['sha256']}\n"
-        f"ollama_server_version: {archive['version']}\n"
-    )
+    extra = ollama_test_double_vars(checkout)
     # The run starts on the English-only tiny.en model; the switch test moves to base.
     host_vars = checkout.path / "host_vars" / "ai.yml"
     host_vars.write_text(host_vars.read_text() + "stt_server_model: tiny.en\n")
