@@ -546,7 +546,7 @@ class Scheduler:
         self.metrics.audio_seconds.inc(job.seconds)
         if job.seconds > 0:
             self.metrics.rtf.observe(result.processing_seconds / job.seconds)
-        job.loop.call_soon_threadsafe(_resolve, job.future, result, None)
+        _post(job, result, None)
 
     def _fail(self, job: _Job, exc: BaseException) -> None:
         with self._lock:
@@ -560,7 +560,13 @@ class Scheduler:
                 f"transcription failed: {type(exc).__name__}: {exc}",
                 type="server_error",
             )
-        job.loop.call_soon_threadsafe(_resolve, job.future, None, exc)
+        _post(job, None, exc)
+
+
+def _post(job: _Job, result, exc: BaseException | None) -> None:
+    """Hand the outcome to the request's event loop (gone at shutdown: nobody is waiting)."""
+    with contextlib.suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(_resolve, job.future, result, exc)
 
 
 def _resolve(future: asyncio.Future, result, exc: BaseException | None) -> None:
