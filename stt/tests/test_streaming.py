@@ -78,14 +78,17 @@ async def _stream(url: str, audio: bytes, start: dict, realtime: bool = True) ->
 
         reader = asyncio.create_task(read())
         began = time.monotonic()
-        for n, i in enumerate(range(0, len(audio), FRAME)):
-            if reader.done():
-                break  # the server ended the session (auto_end)
-            await ws.send(audio[i : i + FRAME])
-            if realtime:  # pace like a microphone: frame n leaves at n * 100 ms
-                await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.monotonic()))
-        if not reader.done():
-            await ws.send(json.dumps({"type": "stop"}))
+        try:
+            for n, i in enumerate(range(0, len(audio), FRAME)):
+                if reader.done():
+                    break  # the server ended the session (auto_end)
+                await ws.send(audio[i : i + FRAME])
+                if realtime:  # pace like a microphone: frame n leaves at n * 100 ms
+                    await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.monotonic()))
+            if not reader.done():
+                await ws.send(json.dumps({"type": "stop"}))
+        except websockets.ConnectionClosedOK:
+            pass  # the server closed the session cleanly while a frame was on its way
         await asyncio.wait_for(reader, timeout=300)
         events.append({"type": "_closed", "code": ws.close_code})
     return events
