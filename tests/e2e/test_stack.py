@@ -107,6 +107,23 @@ def test_second_apply_changes_nothing(stack):
     assert changed == {}, f"a re-run with nothing changed still changed: {changed}"
 
 
+def test_make_check_changes_nothing(stack):
+    before = _incus_state()
+    config_before = subprocess.run(
+        ["incus", "config", "show", "--project", PROJECT, "ai"], capture_output=True, text=True,
+        check=True,
+    ).stdout
+    result = stack["checkout"].make("check", stack["args"])
+    assert result.returncode == 0, result.output[-6000:]
+    assert all(t["changed"] == 0 for t in result.recap().values()), result.recap()
+    assert _incus_state() == before
+    after = subprocess.run(
+        ["incus", "config", "show", "--project", PROJECT, "ai"], capture_output=True, text=True,
+        check=True,
+    ).stdout
+    assert after == config_before
+
+
 def test_model_switch_in_host_vars_takes_effect(stack):
     host_vars = stack["host_vars"]
     text = host_vars.read_text()
