@@ -69,6 +69,7 @@ class Checkout:
         output = log.read_text()
         if not quiet:
             print(output[-4000:])
+            print(f"make {' '.join(args)}: exit {proc.returncode} after {seconds:.0f} s")
         return MakeResult(" ".join(args), proc.returncode, output, seconds)
 
 
