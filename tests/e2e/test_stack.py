@@ -20,7 +20,7 @@ from tests.helpers.voice import OpenWebUI
 
 pytestmark = pytest.mark.e2e
 
-PROJECT = "lab"
+PROJECT, BRIDGE = "lab", "br-lab"
 AI_IP, WEB_IP = "10.100.10.10", "10.100.10.20"
 STT_URL = f"http://{AI_IP}:8000"
 WEBUI_URL = f"http://{WEB_IP}:8080"
@@ -32,14 +32,19 @@ def _words(text: str) -> list[str]:
 
 
 def _incus_state() -> dict[str, list[str]]:
+    """What the example declares, as Incus has it. Other tests' projects and bridges
+    (molecule scenarios run beside this test) are left out on purpose."""
+
     def names(*args: str) -> list[str]:
         out = subprocess.run(["incus", *args, "--format", "json"], capture_output=True,
                              text=True, check=True).stdout
         return sorted(item["name"] for item in json.loads(out))
 
-    projects = names("project", "list")
-    state = {"projects": projects, "networks": names("network", "list")}
-    if PROJECT in projects:
+    state = {
+        "projects": [p for p in names("project", "list") if p == PROJECT],
+        "networks": [n for n in names("network", "list") if n == BRIDGE],
+    }
+    if state["projects"]:
         state["instances"] = names("list", "--project", PROJECT)
         state["profiles"] = names("profile", "list", "--project", PROJECT)
     return state
@@ -153,4 +158,4 @@ def test_destroy_leaves_nothing_behind(stack):
     assert result.returncode == 0, result.output[-6000:]
     state = _incus_state()
     assert PROJECT not in state["projects"]
-    assert "br-lab" not in state["networks"]
+    assert BRIDGE not in state["networks"]
