@@ -149,6 +149,7 @@ from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (
     VOLATILE_PREFIXES,
     IncusError,
     connection_argument_spec,
+    exit_with,
     run_module,
     stringify,
     stringify_devices,
@@ -294,9 +295,7 @@ class InstanceRunner:
                 body["config"].pop(PROTECT, None)
                 self.api.put(f"Unprotecting {self.label()}", self.path, body, self.project)
             self.api.delete(f"Removing {self.label()}", self.path, self.project)
-        self.module.exit_json(
-            changed=True, instance={}, changes=["state"], diff={"before": before, "after": {}}
-        )
+        exit_with(self.module, "instance", before, {}, ["state"])
 
     def put_body(self, current: dict, user_config: dict) -> dict:
         config = {k: v for k, v in current["config"].items() if k.startswith(VOLATILE_PREFIXES)}

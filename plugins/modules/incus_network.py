@@ -95,6 +95,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
     connection_argument_spec,
+    exit_with,
     network_of,
     run_module,
     stringify,
@@ -167,9 +168,7 @@ def main() -> None:
                 module.exit_json(changed=False, network={}, changes=[])
             if not module.check_mode:
                 api.delete(f"Removing Incus network '{name}'", path, project)
-            module.exit_json(
-                changed=True, network={}, changes=["state"], diff={"before": before, "after": {}}
-            )
+            exit_with(module, "network", before, {}, ["state"])
 
         wanted = stringify(p["config"])
         if current is None:
@@ -188,9 +187,7 @@ def main() -> None:
                     project,
                 )
                 after = _view(api.get(path, project))
-            module.exit_json(
-                changed=True, network=after, changes=["state"], diff={"before": {}, "after": after}
-            )
+            exit_with(module, "network", {}, after, ["state"])
 
         changes: list[str] = []
         config = dict(before["config"])
@@ -213,12 +210,7 @@ def main() -> None:
                 project,
             )
             after = _view(api.get(path, project))
-        module.exit_json(
-            changed=bool(changes),
-            network=after,
-            changes=changes,
-            diff={"before": before, "after": after},
-        )
+        exit_with(module, "network", before, after, changes)
 
     run_module(module, body)
 

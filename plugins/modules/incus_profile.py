@@ -89,6 +89,7 @@ changes:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     connection_argument_spec,
+    exit_with,
     run_module,
     stringify,
     stringify_devices,
@@ -135,9 +136,7 @@ def main() -> None:
                 "config": stringify(p["config"]),
                 "devices": stringify_devices(p["devices"]),
             }
-            module.exit_json(
-                changed=True, profile=after, changes=["state"], diff={"before": {}, "after": after}
-            )
+            exit_with(module, "profile", {}, after, ["state"])
         api.require_project(project)
         path = f"profiles/{name}"
         current = api.get(path, project)
@@ -147,9 +146,7 @@ def main() -> None:
                 module.exit_json(changed=False, profile={}, changes=[])
             if not module.check_mode:
                 api.delete(f"Removing Incus profile '{name}' (project {project})", path, project)
-            module.exit_json(
-                changed=True, profile={}, changes=["state"], diff={"before": before, "after": {}}
-            )
+            exit_with(module, "profile", before, {}, ["state"])
 
         config = stringify(p["config"])
         devices = stringify_devices(p["devices"])
@@ -168,9 +165,7 @@ def main() -> None:
                     project,
                 )
                 after = _view(api.get(path, project))
-            module.exit_json(
-                changed=True, profile=after, changes=["state"], diff={"before": {}, "after": after}
-            )
+            exit_with(module, "profile", {}, after, ["state"])
 
         description = before["description"]
         if p["description"] is not None:
@@ -188,12 +183,7 @@ def main() -> None:
                 project,
             )
             after = _view(api.get(path, project))
-        module.exit_json(
-            changed=bool(changes),
-            profile=after,
-            changes=changes,
-            diff={"before": before, "after": after},
-        )
+        exit_with(module, "profile", before, after, changes)
 
     run_module(module, body)
 

@@ -80,6 +80,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
     connection_argument_spec,
+    exit_with,
     run_module,
     stringify,
 )
@@ -122,9 +123,7 @@ def main() -> None:
                         + ", ".join(sorted(used))
                     )
                 api.delete(f"Removing Incus project '{name}'", f"projects/{name}")
-            module.exit_json(
-                changed=True, project={}, changes=["state"], diff={"before": before, "after": {}}
-            )
+            exit_with(module, "project", before, {}, ["state"])
 
         wanted = stringify(p["config"])
         if current is None:
@@ -136,9 +135,7 @@ def main() -> None:
                     {"name": name, "description": after["description"], "config": wanted},
                 )
                 after = _view(api.get(f"projects/{name}"))
-            module.exit_json(
-                changed=True, project=after, changes=["state"], diff={"before": {}, "after": after}
-            )
+            exit_with(module, "project", {}, after, ["state"])
 
         config = dict(before["config"])
         for key, value in wanted.items():
@@ -157,12 +154,7 @@ def main() -> None:
                 {"description": description, "config": config},
             )
             after = _view(api.get(f"projects/{name}"))
-        module.exit_json(
-            changed=bool(changes),
-            project=after,
-            changes=changes,
-            diff={"before": before, "after": after},
-        )
+        exit_with(module, "project", before, after, changes)
 
     run_module(module, body)
 
