@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from aistack_stt.config import ConfigError, Settings
-from aistack_stt.scheduler import SchedulerSettings
+from aistack_stt.scheduler import SchedulerSettings, bulk_layout
 from faster_whisper import decode_audio
 from stt_live import start, stop
 
@@ -171,6 +171,41 @@ def test_simultaneous_requests_share_batches_and_all_get_their_own_words(roomy, 
     assert health["admitted"] == 0 and max(health["lanes"]["bulk"]["recent_batch_sizes"]) > 1
 
 
+def test_two_long_files_at_once_are_decoded_side_by_side_by_the_bulk_workers(roomy, clips):
+    health = _scheduler(roomy.url)
+    # cpu_threads 2: two bulk workers, one CTranslate2 thread each.
+    assert (health["bulk_workers"], health["bulk_threads_per_worker"]) == (2, 1)
+    before = health["lanes"]["bulk"]["batches"]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: _post(roomy.url, clips.paragraph), range(2)))
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert {"fox", "lazy", "recording"} <= _words(answer.json()["text"])
+    bulk = _scheduler(roomy.url)["lanes"]["bulk"]
+    # One worker alone would have put both windows in one batch of 2.
+    assert bulk["batches"] - before == 2
+    assert bulk["recent_batch_sizes"][-2:] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("workers", "cpu_threads", "separate", "cpu", "cores", "layout"),
+    [
+        (0, 0, True, True, 2, (2, 1)),  # this machine: two single-threaded workers
+        (0, 0, True, True, 16, (4, 4)),  # at most 4 workers; the cores are shared out
+        (0, 6, True, True, 16, (4, 1)),  # cpu_threads caps what the workers share
+        (3, 0, True, True, 2, (3, 1)),  # asked for: more workers than cores, one thread each
+        (0, 0, False, True, 8, (1, 0)),  # one model for both lanes has one replica
+        (0, 0, True, False, 8, (1, 0)),  # GPU: one CUDA stream unless asked
+        (2, 0, True, False, 8, (2, 0)),
+    ],
+)
+def test_bulk_lane_layout_follows_cores_and_settings(
+    monkeypatch, workers, cpu_threads, separate, cpu, cores, layout
+):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    assert bulk_layout(workers, cpu_threads, separate=separate, cpu=cpu) == layout
+
+
 def test_a_flood_beyond_the_queue_gets_503_with_retry_after_and_admitted_requests_succeed(
     tight, clips
 ):
@@ -243,6 +278,8 @@ def test_metrics_and_health_show_queue_and_batches(roomy, clips):
         ({"AISTACK_STT_MAX_QUEUE": "0"}, "max_queue 0 is invalid"),
         ({"AISTACK_STT_MAX_BATCH": "many"}, "AISTACK_STT_MAX_BATCH='many' is not a number"),
         ({"AISTACK_STT_SEPARATE_LANES": "sometimes"}, "separate_lanes 'sometimes'"),
+        ({"AISTACK_STT_BULK_WORKERS": "-1"}, "bulk_workers -1 is invalid"),
+        ({"AISTACK_STT_BATCH_WAIT_S": "soon"}, "AISTACK_STT_BATCH_WAIT_S='soon' is not a number"),
         ({"AISTACK_STT_STREAM_MAX_SESSIONS": "-1"}, "max_sessions -1 is invalid"),
     ],
 )
@@ -259,7 +296,14 @@ def test_a_bad_tuning_variable_is_one_clear_line_and_exit_2(env, message, tmp_pa
 
 
 def test_scheduler_settings_read_the_environment():
-    s = SchedulerSettings.from_env({"AISTACK_STT_MAX_QUEUE": "7", "AISTACK_STT_MAX_BATCH": "3"})
-    assert (s.max_queue, s.max_batch) == (7, 3)
+    s = SchedulerSettings.from_env(
+        {
+            "AISTACK_STT_MAX_QUEUE": "7",
+            "AISTACK_STT_MAX_BATCH": "3",
+            "AISTACK_STT_BULK_WORKERS": "2",
+            "AISTACK_STT_BATCH_WAIT_S": "0",
+        }
+    )
+    assert (s.max_queue, s.max_batch, s.bulk_workers, s.batch_wait_s) == (7, 3, 2, 0.0)
     with pytest.raises(ConfigError, match="request_timeout_s"):
         SchedulerSettings(request_timeout_s=0)

@@ -3,12 +3,17 @@
 `Scheduler` is a drop-in for `Engine` (same `transcribe(request, on_segment)` coroutine).
 
 - Lanes. Audio of at most `short_audio_s` (a voice command, a streaming utterance) goes to
-  the hot lane; anything longer to the bulk lane. Each lane has one worker thread and its
-  own CTranslate2 model replica. On CPU the bulk replica is created by a thread running at a
-  lower priority (nice 10), and the threads CTranslate2 starts for it inherit that, so the
-  kernel hands the cores to a voice command the moment one arrives and gives them back to the
-  long files when it is done. No request waits behind a long file, and an idle hot lane costs
-  the bulk lane nothing. (Measured here: see docs/benchmarks.md, "aistack-stt under load".)
+  the hot lane; anything longer to the bulk lane. On CPU each lane has its own CTranslate2
+  model. The hot lane has one worker thread using every core for one batch. The bulk lane
+  has `bulk_workers` worker threads (by default one per core, up to 4) over one model with as
+  many replicas, each replica using its share of the cores: the decoder's per-token steps are
+  too small to keep several cores busy, so independent batches side by side get more done
+  than one batch spread over all cores (docs/benchmarks.md). The bulk model is created by a
+  thread running at a lower priority (nice 10), and the threads CTranslate2 starts for it
+  inherit that, so the kernel hands the cores to a voice command the moment one arrives and
+  gives them back to the long files when it is done. No request waits behind a long file,
+  and an idle hot lane costs the bulk lane nothing. (Measured here: see docs/benchmarks.md,
+  "aistack-stt under load".)
 - Batching. A request is cut into ≤30 s windows (batching.py). A lane's worker takes up to
   `max_batch` windows sharing decoding options, from any requests, and decodes them in one
   CTranslate2 call. While a batch runs, new work queues up, so batches grow with load.
@@ -67,6 +72,8 @@ class SchedulerSettings:
     max_queue: int = 512  # requests admitted (waiting + running) before refusing
     request_timeout_s: float = 900.0
     bulk_nice: int = 10  # CPU priority of the bulk lane; 0 shares the cores evenly
+    bulk_workers: int = 0  # batches decoded side by side in the bulk lane; 0: automatic
+    batch_wait_s: float = 0.25  # bulk lane: longest wait for a burst to finish arriving
     separate_lanes: str = "auto"  # auto: own bulk replica on CPU only | always | never
 
     def __post_init__(self) -> None:
@@ -82,6 +89,12 @@ class SchedulerSettings:
             )
         if not 0 <= self.bulk_nice <= 19:
             raise ConfigError(f"bulk_nice {self.bulk_nice} is invalid; use 0-19")
+        if not 0 <= self.batch_wait_s <= 10:
+            raise ConfigError(f"batch_wait_s {self.batch_wait_s} is invalid; use 0-10 seconds")
+        if self.bulk_workers < 0:
+            raise ConfigError(
+                f"bulk_workers {self.bulk_workers} is invalid; use 0 (automatic) or more"
+            )
         if self.separate_lanes not in ("auto", "always", "never"):
             raise ConfigError(
                 f"separate_lanes {self.separate_lanes!r} is not one of auto, always, never"
@@ -96,6 +109,8 @@ class SchedulerSettings:
             "max_queue": int,
             "request_timeout_s": float,
             "bulk_nice": int,
+            "bulk_workers": int,
+            "batch_wait_s": float,
             "separate_lanes": str,
         }
         values: dict[str, object] = {}
@@ -152,7 +167,10 @@ class _Lane:
     cond: threading.Condition
     windows: deque = field(default_factory=deque)  # (job, index)
     to_split: deque = field(default_factory=deque)  # jobs whose audio is not cut yet
-    thread: threading.Thread | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    busy: int = 0  # workers splitting or decoding now
+    first_queued: float = 0.0  # when the queue last went from empty to not empty
+    last_queued: float = 0.0  # when a window was last queued
     batches: int = 0
     batch_sizes: deque = field(default_factory=lambda: deque(maxlen=64))
 
@@ -213,13 +231,22 @@ class Scheduler:
         self._ids = itertools.count(1)
         self._stop = False
         self._replicas: dict[str, tuple[str, WhisperModel]] = {}  # bulk lane: id -> (src, model)
+        self._replica_lock = threading.Lock()  # one bulk worker builds a replica, others wait
+        self.bulk_workers, self.bulk_threads = bulk_layout(
+            self.settings.bulk_workers,
+            models.settings.cpu_threads,
+            separate=self.separate,
+            cpu=models.device == "cpu",
+        )
         # Processing seconds per audio second, smoothed; seeds the Retry-After estimate.
         self._speed = 0.1
         for lane in self._lanes.values():
-            lane.thread = threading.Thread(
-                target=self._work, args=(lane,), name=f"aistack-stt-{lane.name}", daemon=True
-            )
-            lane.thread.start()
+            workers = self.bulk_workers if lane.name == BULK else 1
+            for n in range(workers):
+                name = f"aistack-stt-{lane.name}" + (f"-{n + 1}" if workers > 1 else "")
+                thread = threading.Thread(target=self._work, args=(lane,), name=name, daemon=True)
+                lane.threads.append(thread)
+                thread.start()
 
     # -- the Engine interface -------------------------------------------------------------
 
@@ -250,8 +277,8 @@ class Scheduler:
             for lane in self._lanes.values():
                 lane.cond.notify_all()
         for lane in self._lanes.values():
-            if lane.thread is not None:
-                lane.thread.join(timeout=120)  # a batch in flight cannot be interrupted
+            for thread in lane.threads:
+                thread.join(timeout=120)  # a batch in flight cannot be interrupted
         self._replicas.clear()
 
     # -- what /health and /metrics show ---------------------------------------------------
@@ -275,6 +302,8 @@ class Scheduler:
             "waiting": admitted - running,
             "max_queue": self.settings.max_queue,
             "max_batch": self.settings.max_batch,
+            "bulk_workers": self.bulk_workers,
+            "bulk_threads_per_worker": self.bulk_threads,
             "short_audio_s": self.settings.short_audio_s,
             "separate_lanes": self.separate,
             "seconds_per_audio_second": round(self._speed, 4),
@@ -327,8 +356,7 @@ class Scheduler:
             if seconds <= 30:
                 # One window, no VAD needed: queue it at once.
                 job.windows = [Window(request.audio, 0.0, seconds, request.language)]
-                target.windows.append((job, 0))
-                self.stats.queued[lane].set(len(target.windows))
+                self._queue(target, [(job, 0)])
             else:
                 target.to_split.append(job)
             target.cond.notify()
@@ -384,7 +412,9 @@ class Scheduler:
                     batch = None
                 else:
                     job = None
+                    self._gather(lane)
                     batch = self._take_batch(lane)
+                lane.busy += 1
             try:
                 if job is not None:
                     self._split(lane, job)
@@ -395,6 +425,9 @@ class Scheduler:
                 failed = [job] if job is not None else [j for j, _ in batch or []]
                 for j in dict.fromkeys(failed):
                     self._fail(j, exc)
+            finally:
+                with self._lock:
+                    lane.busy -= 1
 
     def _take_batch(self, lane: _Lane) -> list[tuple[_Job, int]]:
         # Called with the lock held. FIFO head decides the options; others join if they match.
@@ -404,12 +437,16 @@ class Scheduler:
             return []
         head = lane.windows[0][0]
         key = (head.model_id, head.options)
+        # Share the queue with the lane's idle workers (this one included), so that two
+        # windows and two idle workers make two batches side by side, not one.
+        idle = max(1, len(lane.threads) - lane.busy)
+        limit = min(self.settings.max_batch, -(-len(lane.windows) // idle))
         batch, rest = [], deque()
         while lane.windows:
             job, index = lane.windows.popleft()
             if job.cancelled:
                 continue
-            if len(batch) < self.settings.max_batch and (job.model_id, job.options) == key:
+            if len(batch) < limit and (job.model_id, job.options) == key:
                 batch.append((job, index))
             else:
                 rest.append((job, index))
@@ -424,6 +461,40 @@ class Scheduler:
                 self.stats.wait.observe(now - job.admitted_at, lane=lane.name)
         return batch
 
+    def _queue(self, lane: _Lane, windows: list[tuple[_Job, int]]) -> None:
+        # Called with the lock held.
+        now = time.monotonic()
+        if not lane.windows:
+            lane.first_queued = now
+        lane.last_queued = now
+        lane.windows.extend(windows)
+        self.stats.queued[lane.name].set(len(lane.windows))
+        lane.cond.notify_all()
+
+    def _gather(self, lane: _Lane) -> None:
+        """Bulk lane: let a burst finish arriving before cutting it into batches.
+
+        Called with the lock held and windows queued. Requests of a burst reach the lane one
+        by one as their uploads are read; a worker that started on the first at once would
+        decode it alone, the costliest way per window. So while windows keep arriving (one at
+        least every `batch_wait_s` / 5) and there are fewer than a full batch per idle
+        worker, wait, at most `batch_wait_s` from the first. A lone long file waits
+        `batch_wait_s` / 5 (50 ms by default).
+        """
+        cap = self.settings.batch_wait_s
+        if lane.name != BULK or cap <= 0:
+            return
+        quiet = cap / 5
+        while not self._stop and lane.windows:
+            idle = max(1, len(lane.threads) - lane.busy)
+            if len(lane.windows) >= self.settings.max_batch * idle:
+                return
+            now = time.monotonic()
+            left = min(lane.first_queued + cap, lane.last_queued + quiet) - now
+            if left <= 0:
+                return
+            lane.cond.wait(timeout=left)
+
     def _split(self, lane: _Lane, job: _Job) -> None:
         if job.cancelled:
             return
@@ -435,29 +506,44 @@ class Scheduler:
             if not windows:  # no speech at all
                 self._finish(job)
                 return
-            lane.windows.extend((job, i) for i in range(len(windows)))
-            self.stats.queued[lane.name].set(len(lane.windows))
+            self._queue(lane, [(job, i) for i in range(len(windows))])
 
     def _replica(self, model_id: str, source: str, shared: WhisperModel) -> WhisperModel:
-        """The bulk lane's own copy of a model, loaded from this (low-priority) thread."""
-        held = self._replicas.get(model_id)
-        if held is not None and held[0] == source:
-            return held[1]
-        settings = self.models.settings
-        model = WhisperModel(
-            source,
-            device=self.models.device,
-            compute_type=self.models.compute_type,
-            cpu_threads=settings.cpu_threads,
+        """The bulk lane's own model, loaded from a (low-priority) bulk worker thread.
+
+        It has one CTranslate2 replica per bulk worker (they share the weights), so each
+        worker's batch runs on its own replica with its own share of the cores.
+        """
+        with self._replica_lock:
+            held = self._replicas.get(model_id)
+            if held is not None and held[0] == source:
+                return held[1]
+            model = WhisperModel(
+                source,
+                device=self.models.device,
+                compute_type=self.models.compute_type,
+                cpu_threads=self.bulk_threads,
+                num_workers=self.bulk_workers,
+            )
+            self._replicas[model_id] = (source, model)
+        log.info(
+            "bulk lane model %s loaded: %d replica(s), %d thread(s) each",
+            model_id,
+            self.bulk_workers,
+            self.bulk_threads,
         )
-        self._replicas[model_id] = (source, model)
-        log.info("bulk lane replica of %s loaded", model_id)
         return model
 
     def _forget_unloaded_replicas(self) -> None:
-        for mid in list(self._replicas):
-            if not self.models.is_loaded(mid):
-                del self._replicas[mid]
+        # Called with the scheduler lock held: never wait here for a model being loaded.
+        if not self._replica_lock.acquire(blocking=False):
+            return
+        try:
+            for mid in list(self._replicas):
+                if not self.models.is_loaded(mid):
+                    del self._replicas[mid]
+        finally:
+            self._replica_lock.release()
 
     def _run_batch(self, lane: _Lane, batch: list[tuple[_Job, int]]) -> None:
         head = batch[0][0]
@@ -476,7 +562,9 @@ class Scheduler:
         took = time.monotonic() - started
         audio = sum(w.duration for w in windows)
         if audio > 0:
-            self._speed = 0.8 * self._speed + 0.2 * (took / max(audio, 1.0))
+            # Bulk workers decode side by side: the lane's speed is theirs together.
+            parallel = self.bulk_workers if lane.name == BULK else 1
+            self._speed = 0.8 * self._speed + 0.2 * (took / max(audio, 1.0) / parallel)
         self.stats.batch_size.observe(len(batch), lane=lane.name)
         self.stats.batch_seconds.observe(took, lane=lane.name)
         with self._lock:
@@ -561,6 +649,32 @@ class Scheduler:
                 type="server_error",
             )
         _post(job, None, exc)
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (a container's CPU limit shows in its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def bulk_layout(workers: int, cpu_threads: int, *, separate: bool, cpu: bool) -> tuple[int, int]:
+    """(bulk workers, CTranslate2 threads per worker) for the settings and this machine.
+
+    Automatic (`workers` 0) on CPU: one worker per core, at most 4, sharing the cores (or
+    `cpu_threads`, when set) evenly. With one model for both lanes (the default on GPU) the
+    bulk lane has one worker, as the shared model has one replica; on GPU a separate bulk model
+    gets `workers` CUDA streams (default 1). Threads 0 leaves the choice to CTranslate2.
+    """
+    if not separate:
+        return 1, 0
+    if not cpu:
+        return workers or 1, 0
+    cores = cpu_threads or usable_cpus()
+    if workers == 0:
+        workers = max(1, min(cores, 4))
+    return workers, max(1, cores // workers)
 
 
 def _post(job: _Job, result, exc: BaseException | None) -> None:
