@@ -40,8 +40,10 @@ def _bench_infra(text: str) -> str:
 
 
 def _fail(step: str, result) -> None:
-    sys.exit(f"bench_apply: {step} failed (exit {result.returncode}); see {result.target} log:\n"
-             + result.output[-3000:])
+    sys.exit(
+        f"bench_apply: {step} failed (exit {result.returncode}); see {result.target} log:\n"
+        + result.output[-3000:]
+    )
 
 
 def main() -> int:
@@ -81,18 +83,20 @@ def main() -> int:
         *[f"| {name} | {secs:.0f} | < {lim} | {n} |" for name, secs, lim, n in rows],
     ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join([
-        SECTION,
-        "",
-        f"`bench/bench_apply.py`, {when}, {platform.node()}: {os.cpu_count()} cores, load average "
-        f"{load:.1f} at the end of the run. The example stack (two containers: Ollama from the "
-        "test double's archive and aistack-stt on `ai`, Open WebUI on `web`), local Debian 12 "
-        "image already imported. Single runs: the first apply downloads Open WebUI and its "
-        "dependencies from PyPI inside the container, which dominates it.",
-        "",
-        *table,
-        "",
-    ])
+    body = "\n".join(
+        [
+            SECTION,
+            "",
+            f"`bench/bench_apply.py`, {when}, {platform.node()}: {os.cpu_count()} cores, load average "
+            f"{load:.1f} at the end of the run. The example stack (two containers: Ollama from the "
+            "test double's archive and aistack-stt on `ai`, Open WebUI on `web`), local Debian 12 "
+            "image already imported. Single runs: the first apply downloads Open WebUI and its "
+            "dependencies from PyPI inside the container, which dominates it.",
+            "",
+            *table,
+            "",
+        ]
+    )
     print(body)
     if args.write:
         doc = ROOT / "docs" / "benchmarks.md"

@@ -32,19 +32,38 @@ ROLES = ("base_system", "ollama_server", "stt_server", "open_webui", "incus_host
 
 
 def infra_text(domains: int, machines: int) -> str:
-    lines = ["---", "global:", '  base_subnet: "10.100"', "  gpu_policy: shared",
-             "  default_image: images:debian/12", "domains:"]
+    lines = [
+        "---",
+        "global:",
+        '  base_subnet: "10.100"',
+        "  gpu_policy: shared",
+        "  default_image: images:debian/12",
+        "domains:",
+    ]
     for d in range(domains):
-        lines += [f"  d{d:02d}:", f"    description: Domain number {d}", f"    subnet_id: {d + 1}",
-                  "    profiles:", "      big:", "        config:", "          limits.cpu: \"4\"",
-                  "    machines:"]
+        lines += [
+            f"  d{d:02d}:",
+            f"    description: Domain number {d}",
+            f"    subnet_id: {d + 1}",
+            "    profiles:",
+            "      big:",
+            "        config:",
+            '          limits.cpu: "4"',
+            "    machines:",
+        ]
         for m in range(machines):
             roles = {0: "[ollama_server, stt_server]", 1: "[open_webui]"}.get(m, "[base_system]")
-            lines += [f"      m{d:02d}x{m:02d}:", f"        description: Machine {m} of domain {d}",
-                      f"        ip: 10.100.{d + 1}.{10 + m}", f"        roles: {roles}",
-                      "        profiles: [big]", "        config:",
-                      "          limits.memory: 2GiB", "        vars:",
-                      f"          bench_index: {d * machines + m}"]
+            lines += [
+                f"      m{d:02d}x{m:02d}:",
+                f"        description: Machine {m} of domain {d}",
+                f"        ip: 10.100.{d + 1}.{10 + m}",
+                f"        roles: {roles}",
+                "        profiles: [big]",
+                "        config:",
+                "          limits.memory: 2GiB",
+                "        vars:",
+                f"          bench_index: {d * machines + m}",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -100,17 +119,22 @@ def main() -> int:
         files = sum(1 for _ in root.glob("*/*.yml"))
     total = args.domains * args.machines
     load = os.getloadavg()[0]
-    print(f"aistack sync, {total} machines in {args.domains} domains, {files} files, "
-          f"median of {args.runs} runs, {os.cpu_count()} CPUs, load average {load:.1f} "
-          f"(target < {TARGET_S:.1f} s):")
+    print(
+        f"aistack sync, {total} machines in {args.domains} domains, {files} files, "
+        f"median of {args.runs} runs, {os.cpu_count()} CPUs, load average {load:.1f} "
+        f"(target < {TARGET_S:.1f} s):"
+    )
     print(f"  {'':9s} {'wall':>8s} {'cpu':>8s}")
     for name, (wall, cpu) in results.items():
         print(f"  {name:9s} {wall:7.3f}s {cpu:7.3f}s")
     # On a shared machine the wall time mostly measures the other processes;
     # the CPU time is what one sync costs and is held to the target. A wall
     # time over target is reported, and fails only on an idle machine.
-    slow = [name for name, (wall, cpu) in results.items()
-            if cpu >= TARGET_S or (wall >= TARGET_S and load < (os.cpu_count() or 1))]
+    slow = [
+        name
+        for name, (wall, cpu) in results.items()
+        if cpu >= TARGET_S or (wall >= TARGET_S and load < (os.cpu_count() or 1))
+    ]
     if slow:
         print(f"over target: {', '.join(slow)}")
         return 1
