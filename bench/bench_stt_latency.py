@@ -155,7 +155,9 @@ def table(rows: list[Row], threads: int, runs: int, model: Path, load: tuple[flo
         "one `POST /v1/audio/transcriptions` to a separate `aistack-stt serve` process (upload, "
         "multipart, decode, scheduler, transcription, JSON) over local HTTP. Both use the same "
         "model directory, int8 on CPU, the same thread count and decoding options (beam 5, "
-        "temperature fallback, no VAD); runs alternate in back-to-back pairs after 2 warm-ups. "
+        "temperature fallback, no VAD); the passage, being longer than 15 s, takes the server's "
+        "bulk lane, which shares those threads out among its workers (one each with 2). Runs "
+        "alternate in back-to-back pairs after 2 warm-ups. "
         "Target: the server adds at most 10 % at the median, judged on the ratio of medians; "
         "the median of the per-pair ratios is shown too, as it is less affected by load drift."
     )
@@ -185,14 +187,16 @@ def table(rows: list[Row], threads: int, runs: int, model: Path, load: tuple[flo
 
 
 NOTES = (
-    "With a load average far above the core count the absolute times mostly show how busy the "
-    "machine was (tiny.en needs about 0.4 s for the command on an idle 2-core machine); the "
+    "Only figures from a quiet machine are worth comparing: with a load average far above the"
+    " core count the absolute times mostly show how busy the machine was (tiny.en needs about"
+    " 0.4 s for the command on an idle 2-core machine), and three runs at load averages of "
+    "11-17 gave +8.5 % to +13.4 % for the command and -10 % to +23 % for the passage. The "
     "server's own share (total minus the transcription time it reports in "
-    "`aistack_stt_real_time_factor`) was 0.05-0.3 s per request here. Two findings from this "
-    "benchmark are fixed in the server: faster-whisper's `decode_audio` runs `gc.collect()` on "
-    "every call, which cost 250 ms per request in the server process (aistack-stt decodes "
-    "with PyAV itself), and a model built on a thread that later exits decoded 2-3x slower "
-    "(models are built on one long-lived loader thread)."
+    "`aistack_stt_real_time_factor`) was 0.05-0.3 s per request under that load. Two findings"
+    " from this benchmark are fixed in the server: faster-whisper's `decode_audio` runs "
+    "`gc.collect()` on every call, which cost 250 ms per request in the server process "
+    "(aistack-stt decodes with PyAV itself), and a model built on a thread that later exits "
+    "decoded 2-3x slower (models are built on one long-lived loader thread)."
 )
 
 
