@@ -87,9 +87,10 @@ def main() -> int:
         [
             SECTION,
             "",
-            f"`bench/bench_apply.py`, {when}, {platform.node()}: {os.cpu_count()} cores, load average "
-            f"{load:.1f} at the end of the run. The example stack (two containers: Ollama from the "
-            "test double's archive and aistack-stt on `ai`, Open WebUI on `web`), local Debian 12 "
+            f"`bench/bench_apply.py`, {when}, {platform.node()}: {os.cpu_count()} cores, "
+            f"load average {load:.1f} at the end of the run. The example stack (two "
+            "containers: Ollama from the test double's archive and aistack-stt on `ai`, Open "
+            "WebUI on `web`), local Debian 12 "
             "image already imported. Single runs: the first apply downloads Open WebUI and its "
             "dependencies from PyPI inside the container, which dominates it.",
             "",
