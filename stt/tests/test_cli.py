@@ -140,3 +140,47 @@ def test_every_setting_is_a_flag_and_documented_in_the_readme() -> None:
         assert flag in flags, f"{flag} is not a flag of aistack-stt serve"
         assert f"`{env_name(f.name)}`" in readme, f"{env_name(f.name)} is not in stt/README.md"
         assert f"`{flag}`" in readme, f"{flag} is not in stt/README.md"
+
+
+def _check(env_file: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*EXE, "check", "--env-file", str(env_file)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_names_every_unknown_or_bad_setting_of_an_env_file(tmp_path):
+    env_file = tmp_path / "aistack-stt.env"
+    env_file.write_text(
+        "# written by the stt_server role\n"
+        "AISTACK_STT_PORT=8000\n"
+        "AISTACK_STT_MAX_QEUE=3\n"
+        "AISTACK_STT_BULK_WORKERS=-1\n"
+        "HF_ENDPOINT=https://hub.invalid\n"
+    )
+    run = _check(env_file)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "aistack-stt: error: AISTACK_STT_MAX_QEUE is not a setting of aistack-stt; "
+        "did you mean AISTACK_STT_MAX_QUEUE?",
+        "aistack-stt: error: bulk_workers -1 is invalid; use 0 (automatic) or more",
+    ]
+
+
+def test_check_accepts_valid_settings_and_says_so(tmp_path):
+    env_file = tmp_path / "aistack-stt.env"
+    env_file.write_text(
+        "AISTACK_STT_DEVICE=cpu\nAISTACK_STT_MAX_QUEUE=64\nAISTACK_STT_STREAM_MAX_SESSIONS='4'\n"
+    )
+    run = _check(env_file)
+    assert (run.returncode, run.stdout.strip(), run.stderr) == (0, "aistack-stt: settings OK", "")
+
+
+def test_check_of_a_missing_env_file_is_one_line(tmp_path):
+    run = _check(tmp_path / "absent.env")
+    assert run.returncode == 2
+    assert "cannot read" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

@@ -74,8 +74,9 @@ def test_effective_audio_config_equals_the_inventory(webui):
 
 
 def test_ollama_connection_is_the_inventory_url(webui):
-    r = httpx.get(f"{WEBUI_URL}/ollama/config",
-                  headers={"Authorization": f"Bearer {webui.token}"}, timeout=30)
+    r = httpx.get(
+        f"{WEBUI_URL}/ollama/config", headers={"Authorization": f"Bearer {webui.token}"}, timeout=30
+    )
     assert r.status_code == 200, r.text
     assert r.json()["ENABLE_OLLAMA_API"] is True
     assert r.json()["OLLAMA_BASE_URLS"] == [f"http://{GATEWAY}:11434"]

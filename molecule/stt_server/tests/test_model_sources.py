@@ -42,3 +42,35 @@ def test_quantization_the_cpu_cannot_run_is_refused_before_the_service_restarts(
     assert "stt_server_quantization float16 needs an NVIDIA GPU" in out
     assert "Traceback" not in result.stdout + result.stderr
     assert (main_pid(host), health(target)["compute_type"]) == before
+
+
+def test_tuning_reaches_the_service_and_a_bad_setting_is_refused_before_any_restart(
+    host, target, tmp_path, stt_source, restore
+):
+    tuned = inventory_with(
+        tmp_path, target, stt_source, stt_server_tuning={"max_queue": 64, "bulk_workers": 1}
+    )
+    assert restarted(apply_stt(tuned))
+    scheduler = health(target)["scheduler"]
+    assert (scheduler["max_queue"], scheduler["bulk_workers"]) == (64, 1)
+    before = main_pid(host)
+
+    for tuning, message in (
+        (
+            {"max_qeue": 8},
+            "AISTACK_STT_MAX_QEUE is not a setting of aistack-stt; "
+            "did you mean AISTACK_STT_MAX_QUEUE?",
+        ),
+        ({"bulk_workers": -2}, "bulk_workers -2 is invalid"),
+        ({"port": 9000}, "use stt_server_port instead"),
+    ):
+        result = run_stt_play(
+            inventory_with(tmp_path, target, stt_source, stt_server_tuning=tuning)
+        )
+        assert result.returncode != 0, tuning
+        out = re.sub(r"\s+", " ", result.stdout)
+        assert message in out, out[-3000:]
+        assert "Traceback" not in result.stdout + result.stderr
+        # The service still runs, untouched, with the last good settings.
+        assert main_pid(host) == before
+        assert health(target)["scheduler"]["max_queue"] == 64
