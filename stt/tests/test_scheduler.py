@@ -187,6 +187,22 @@ def test_two_long_files_at_once_are_decoded_side_by_side_by_the_bulk_workers(roo
     assert bulk["recent_batch_sizes"][-2:] == [1, 1]
 
 
+def test_a_burst_of_commands_overflows_into_the_idle_bulk_lane(roomy, clips):
+    def served(lane: str) -> float:
+        return _metric(roomy.url, "aistack_stt_scheduler_requests_total", lane=lane, outcome="ok")
+
+    hot, bulk = served("hot"), served("bulk")
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: _post(roomy.url, clips.command), range(12)))
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert {"kitchen", "lights"} <= _words(answer.json()["text"])
+    # No long file was admitted, so the idle bulk workers took part of the burst.
+    assert served("bulk") > bulk
+    assert served("hot") > hot
+    assert served("hot") + served("bulk") == hot + bulk + 12
+
+
 @pytest.mark.parametrize(
     ("workers", "cpu_threads", "separate", "cpu", "cores", "layout"),
     [

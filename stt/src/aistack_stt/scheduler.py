@@ -12,8 +12,9 @@
   thread running at a lower priority (nice 10), and the threads CTranslate2 starts for it
   inherit that, so the kernel hands the cores to a voice command the moment one arrives and
   gives them back to the long files when it is done. No request waits behind a long file,
-  and an idle hot lane costs the bulk lane nothing. (Measured here: see docs/benchmarks.md,
-  "aistack-stt under load".)
+  and an idle hot lane costs the bulk lane nothing. A burst of short requests that backs up
+  the hot lane overflows into the bulk lane while no long file is admitted. (Measured here:
+  see docs/benchmarks.md, "aistack-stt under load".)
 - Batching. A request is cut into ≤30 s windows (batching.py). A lane's worker takes up to
   `max_batch` windows sharing decoding options, from any requests, and decodes them in one
   CTranslate2 call. While a batch runs, new work queues up, so batches grow with load.
@@ -337,6 +338,8 @@ class Scheduler:
             if len(self._admitted) >= self.settings.max_queue:
                 self.stats.outcomes.inc(lane=lane, outcome="refused")
                 raise QueueFull(self._retry_after(), self.settings.max_queue)
+            if lane == HOT and self._overflow():
+                lane = BULK
             job = _Job(
                 id=next(self._ids),
                 request=request,
@@ -361,6 +364,21 @@ class Scheduler:
                 target.to_split.append(job)
             target.cond.notify()
         return job
+
+    def _overflow(self) -> bool:
+        """A short request may use the bulk lane: the hot one is backed up, the bulk one idle.
+
+        Called with the lock held. A burst of voice commands would otherwise queue in the hot
+        lane while the bulk workers sit idle; they take the overflow as long as no long file
+        is admitted (so a command never waits behind one) and their queue is the shorter.
+        """
+        hot, bulk = self._lanes[HOT], self._lanes[BULK]
+        if not self.separate or len(hot.windows) < self.settings.max_batch or bulk.to_split:
+            return False
+        short = self.settings.short_audio_s
+        if any(j.lane == BULK and j.seconds > short for j in self._admitted):
+            return False
+        return len(bulk.windows) < len(hot.windows)
 
     def _retry_after(self) -> int:
         """Seconds until a tenth of the admitted audio is decoded at the measured speed.
