@@ -375,8 +375,7 @@ class Scheduler:
         hot, bulk = self._lanes[HOT], self._lanes[BULK]
         if not self.separate or len(hot.windows) < self.settings.max_batch or bulk.to_split:
             return False
-        short = self.settings.short_audio_s
-        if any(j.lane == BULK and j.seconds > short for j in self._admitted):
+        if any(j.seconds > self.settings.short_audio_s for j in self._admitted):
             return False
         return len(bulk.windows) < len(hot.windows)
 
@@ -457,8 +456,7 @@ class Scheduler:
         key = (head.model_id, head.options)
         # Share the queue with the lane's idle workers (this one included), so that two
         # windows and two idle workers make two batches side by side, not one.
-        idle = max(1, len(lane.threads) - lane.busy)
-        limit = min(self.settings.max_batch, -(-len(lane.windows) // idle))
+        limit = min(self.settings.max_batch, -(-len(lane.windows) // _idle(lane)))
         batch, rest = [], deque()
         while lane.windows:
             job, index = lane.windows.popleft()
@@ -504,8 +502,7 @@ class Scheduler:
             return
         quiet = cap / 5
         while not self._stop and lane.windows:
-            idle = max(1, len(lane.threads) - lane.busy)
-            if len(lane.windows) >= self.settings.max_batch * idle:
+            if len(lane.windows) >= self.settings.max_batch * _idle(lane):
                 return
             now = time.monotonic()
             left = min(lane.first_queued + cap, lane.last_queued + quiet) - now
@@ -667,6 +664,11 @@ class Scheduler:
                 type="server_error",
             )
         _post(job, None, exc)
+
+
+def _idle(lane: _Lane) -> int:
+    """Workers of the lane not splitting or decoding now, the caller included (lock held)."""
+    return max(1, len(lane.threads) - lane.busy)
 
 
 def usable_cpus() -> int:
