@@ -11,6 +11,9 @@ import os
 # The hub is unreachable here; offline mode makes huggingface_hub answer from the model
 # directory at once instead of timing out. Set before huggingface_hub is imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Test servers leave the Wyoming port alone unless a test asks for it (test_wyoming*.py):
+# several test runs share this machine, and 10300 is one port.
+os.environ.setdefault("AISTACK_STT_WYOMING_ENABLED", "false")
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -29,6 +29,7 @@ from .metrics import Metrics
 from .models import ModelManager
 from .scheduler import Scheduler, SchedulerSettings, install_queue_full_handler
 from .streaming import StreamLimits, create_streaming_router
+from .wyoming import Services, WyomingServer, WyomingSettings
 
 log = logging.getLogger("aistack_stt")
 
@@ -122,8 +123,14 @@ def _route_label(request: Request) -> str:
     return path if path in known else "other"
 
 
-def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
-    """Build the app. The default model loads in the background so /health answers at once."""
+def create_app(
+    settings: Settings, *, load_default: bool = True, wyoming: WyomingSettings | None = None
+) -> FastAPI:
+    """Build the app. The default model loads in the background so /health answers at once.
+
+    `wyoming` defaults to the AISTACK_STT_WYOMING_* variables; the Wyoming server starts and
+    stops with the app.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,9 +139,14 @@ def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
                 target=_load_default, args=(app,), name="aistack-stt-preload", daemon=True
             ).start()
         app.state.models.start_sweeper()
+        # -- Wyoming glue (issue 16): the server shares this loop, engine, models, metrics.
+        if app.state.wyoming is not None:
+            await app.state.wyoming.start()
         try:
             yield
         finally:
+            if app.state.wyoming is not None:
+                await app.state.wyoming.stop()
             app.state.engine.close()
             app.state.models.close()
 
@@ -154,4 +166,16 @@ def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
     app.include_router(api_router)
     app.state.streams = create_streaming_router(StreamLimits.from_env())
     app.include_router(app.state.streams)
+    # -- Wyoming glue (issue 16): settings, and what a connection may use of the app.
+    wyoming = WyomingSettings.from_env() if wyoming is None else wyoming
+    app.state.wyoming = None
+    if wyoming.enabled:
+        services = Services(
+            engine=app.state.engine,
+            models=app.state.models,
+            metrics=metrics,
+            beam_size=settings.beam_size,
+            language=settings.language,
+        )
+        app.state.wyoming = WyomingServer(wyoming, services)
     return app

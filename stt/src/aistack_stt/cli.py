@@ -55,10 +55,12 @@ def known_variables() -> set[str]:
     """Every AISTACK_STT_* name the server reads: settings, scheduler and stream limits."""
     from .scheduler import SchedulerSettings
     from .streaming import StreamLimits
+    from .wyoming import WyomingSettings
 
     names = {ENV_PREFIX + f.name.upper() for f in fields(Settings)}
     names |= {ENV_PREFIX + f.name.upper() for f in fields(SchedulerSettings)}
     names |= {ENV_PREFIX + "STREAM_" + f.name.upper() for f in fields(StreamLimits)}
+    names |= WyomingSettings.variables()  # Wyoming glue (issue 16)
     return names
 
 
@@ -83,6 +85,7 @@ def check(environ: Mapping[str, str]) -> list[str]:
     """Problems with the settings in `environ`, one line each; empty when all is well."""
     from .scheduler import SchedulerSettings
     from .streaming import StreamLimits
+    from .wyoming import WyomingSettings
 
     problems = []
     known = known_variables()
@@ -94,6 +97,7 @@ def check(environ: Mapping[str, str]) -> list[str]:
         lambda: load_settings(environ=environ),
         lambda: SchedulerSettings.from_env(environ),
         lambda: StreamLimits.from_env(environ),
+        lambda: WyomingSettings.from_env(environ),  # Wyoming glue (issue 16)
     ):
         try:
             build()

@@ -1,0 +1,247 @@
+"""One Wyoming connection: read events, keep one request's audio, answer through the engine.
+
+    describe                                  -> info
+    ping                                      -> pong
+    transcribe {name, language}               (optional; remembered for the next audio)
+    audio-start, audio-chunk..., audio-stop   -> transcript-start, transcript-chunk...,
+                                                 transcript, transcript-stop
+    (a failed transcription)                  -> error {text, code}; the connection stays
+
+The streaming events follow the protocol's order: the classic `transcript` comes before
+`transcript-stop`, so a client that knows nothing of streaming reads its answer as before.
+Chunks are the segments Whisper produces, handed over as the engine finishes them.
+
+Anything a well-behaved client cannot send (see `ProtocolError`, `AudioFormatError`,
+`AudioTooLong`), a stalled client and a client that hangs up end this connection only; the
+reason is logged. Unknown but well-formed event types are logged and dropped, as the
+protocol asks of servers so that newer clients keep working with older ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine import TranscriptionRequest, TranscriptionResult
+from ..errors import APIError
+from .audio import AudioBuffer, AudioFormatError, AudioTooLong, PcmFormat
+from .events import Event, ProtocolError, read_event, write_event
+from .info import WHISPER_LANGUAGES, info_event, pick_model
+from .settings import WyomingSettings
+
+log = logging.getLogger("aistack_stt.wyoming")
+
+ENDPOINT = "wyoming/transcribe"  # the metrics label, beside the HTTP endpoints
+
+
+class ClientGone(Exception):
+    """The peer closed or reset the connection while we were busy for it."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a connection uses of the app: the engine, the models, metrics, request defaults."""
+
+    engine: object  # anything with Engine's `transcribe(request, on_segment)` coroutine
+    models: object  # ModelManager
+    metrics: object  # Metrics
+    beam_size: int = 5
+    language: str | None = None
+
+
+@dataclass
+class _Request:
+    name: str | None = None
+    language: str | None = None
+
+
+class Connection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        services: Services,
+        settings: WyomingSettings,
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.services, self.settings = services, settings
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._request = _Request()
+        self._audio: AudioBuffer | None = None
+        self._format: PcmFormat | None = None
+        self._read_ahead: asyncio.Task[Event | None] | None = None
+
+    async def run(self) -> None:
+        try:
+            await self._serve()
+        except (ProtocolError, AudioFormatError, AudioTooLong) as exc:
+            log.warning("wyoming %s: closing the connection: %s", self.peer, exc)
+            with contextlib.suppress(Exception):
+                await self._send(Event("error", {"text": str(exc), "code": "bad_request"}))
+        except TimeoutError:
+            log.warning(
+                "wyoming %s: closing the connection: nothing received or read for %g s "
+                "(AISTACK_STT_WYOMING_IDLE_TIMEOUT_S)",
+                self.peer,
+                self.settings.idle_timeout_s,
+            )
+        except (ClientGone, ConnectionError) as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            log.warning("wyoming %s: the client went away mid-request%s", self.peer, detail)
+        finally:
+            if self._read_ahead is not None:
+                self._read_ahead.cancel()
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.writer.wait_closed(), 5)
+
+    async def _serve(self) -> None:
+        while True:
+            event = await self._next_event()
+            if event is None:
+                if self._audio is not None:
+                    raise ClientGone("closed before audio-stop")
+                return
+            await self._dispatch(event)
+
+    async def _next_event(self) -> Event | None:
+        read = self._read_ahead or asyncio.ensure_future(self._read())
+        self._read_ahead = None
+        return await asyncio.wait_for(read, self.settings.idle_timeout_s)
+
+    async def _read(self) -> Event | None:
+        return await read_event(self.reader, self.settings.max_event_bytes)
+
+    async def _dispatch(self, event: Event) -> None:
+        kind, data = event.type, event.data
+        if kind == "describe":
+            await self._send(info_event(self.services.models))
+        elif kind == "ping":
+            await self._send(Event("pong", {"text": data.get("text")} if "text" in data else {}))
+        elif kind == "transcribe":
+            self._request = _Request(_text(data, "name", kind), _text(data, "language", kind))
+        elif kind == "audio-start":
+            self._format = PcmFormat.from_data(data, kind)
+            self._audio = AudioBuffer(self.settings.max_audio_s)
+        elif kind == "audio-chunk":
+            if self._audio is None:
+                raise ProtocolError("audio-chunk without audio-start")
+            fmt = PcmFormat.from_data(data, kind) if "rate" in data else self._format
+            assert fmt is not None
+            self._audio.add(event.payload or b"", fmt)
+        elif kind == "audio-stop":
+            if self._audio is None:
+                raise ProtocolError("audio-stop without audio-start")
+            audio, request = self._audio.audio(), self._request
+            self._audio, self._request = None, _Request()
+            await self._answer(audio, request)
+        else:
+            log.info("wyoming %s: ignoring unknown event type %r", self.peer, kind)
+
+    async def _answer(self, audio: np.ndarray, request: _Request) -> None:
+        """Transcribe while watching the connection: a client that hangs up cancels the work."""
+        started = time.monotonic()
+        work = asyncio.ensure_future(self._transcribe(audio, request))
+        read = asyncio.ensure_future(self._read())
+        await asyncio.wait({work, read}, return_when=asyncio.FIRST_COMPLETED)
+        if read.done() and (read.exception() is not None or read.result() is None):
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+            self._count("499", started)
+            error = read.exception()
+            if isinstance(error, ProtocolError):
+                raise error
+            raise ClientGone(str(error) if error else "closed during the transcription")
+        self._read_ahead = read  # the client's next event, kept for the main loop
+        try:
+            await work
+        except APIError as exc:
+            self._count(str(exc.status), started)
+            log.info("wyoming %s: transcription refused: %s", self.peer, exc.message)
+            await self._send(Event("error", {"text": exc.message, "code": exc.code or "error"}))
+            return
+        self._count("200", started)
+
+    async def _transcribe(self, audio: np.ndarray, request: _Request) -> None:
+        services = self.services
+        job = TranscriptionRequest(
+            audio=audio,
+            model=pick_model(services.models, request.name),
+            language=_language(request.language) or services.language,
+            beam_size=services.beam_size,
+        )
+        loop = asyncio.get_running_loop()
+        segments: asyncio.Queue[str] = asyncio.Queue()
+
+        def on_segment(segment) -> None:  # called from the engine's worker thread
+            loop.call_soon_threadsafe(segments.put_nowait, segment.text)
+
+        decode = asyncio.ensure_future(services.engine.transcribe(job, on_segment=on_segment))
+        started = False
+        try:
+            while not decode.done() or not segments.empty():
+                if segments.empty():
+                    get = asyncio.ensure_future(segments.get())
+                    await asyncio.wait({decode, get}, return_when=asyncio.FIRST_COMPLETED)
+                    if not get.done():
+                        get.cancel()
+                        continue
+                    text = get.result()
+                else:
+                    text = segments.get_nowait()
+                if not started:
+                    await self._send(Event("transcript-start", _language_data(job.language)))
+                    started, text = True, text.lstrip()
+                await self._send(Event("transcript-chunk", {"text": text}))
+        finally:
+            if not decode.done():
+                decode.cancel()
+                with contextlib.suppress(BaseException):
+                    await decode
+        result: TranscriptionResult = decode.result()  # raises the engine's APIError
+        if not started:
+            await self._send(Event("transcript-start", _language_data(result.language)))
+        await self._send(Event("transcript", {"text": result.text, "language": result.language}))
+        await self._send(Event("transcript-stop"))
+
+    async def _send(self, event: Event) -> None:
+        await asyncio.wait_for(write_event(self.writer, event), self.settings.idle_timeout_s)
+
+    def _count(self, status: str, started: float) -> None:
+        metrics = self.services.metrics
+        metrics.requests.inc(endpoint=ENDPOINT, status=status)
+        metrics.latency.observe(time.monotonic() - started, endpoint=ENDPOINT)
+
+
+def _text(data: dict, name: str, event: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ProtocolError(f"{event}: {name} {value!r} is not a string")
+    return value or None
+
+
+def _language(code: str | None) -> str | None:
+    """Whisper's code for what the client sends: `en`, `en-US` and `en_us` all mean `en`."""
+    if code is None:
+        return None
+    norm = code.strip().lower().replace("_", "-")
+    for candidate in (norm, norm.split("-")[0]):
+        if candidate in WHISPER_LANGUAGES:
+            return candidate
+    raise APIError(
+        400,
+        f"language {code!r} is not one Whisper knows; use an ISO-639-1 code such as en or de",
+        param="language",
+        code="invalid_value",
+    )
+
+
+def _language_data(language: str | None) -> dict:
+    return {"language": language} if language else {}

@@ -1,0 +1,97 @@
+"""The Wyoming TCP server: accepts connections up to a limit and runs each in its own task.
+
+It runs on the app's event loop (started and stopped by the app's lifespan), so requests
+reach the same engine object as HTTP requests do; decoding happens in the engine's threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from .events import Event, write_event
+from .handler import Connection, Services
+from .settings import WyomingSettings
+
+log = logging.getLogger("aistack_stt.wyoming")
+
+
+class WyomingServer:
+    def __init__(self, settings: WyomingSettings, services: Services) -> None:
+        self.settings = settings
+        self.services = services
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task] = set()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (differs from the setting when that is 0)."""
+        assert self._server is not None and self._server.sockets
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, s.host, s.port, limit=s.max_event_bytes + 1
+            )
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen for Wyoming on {s.host}:{s.port}: {exc.strerror or exc}; "
+                "free the port, choose another (AISTACK_STT_WYOMING_PORT) or switch Wyoming "
+                "off (AISTACK_STT_WYOMING_ENABLED=false)"
+            ) from None
+        log.info("Wyoming server listening on %s:%d", s.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(self._connections, timeout=10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+        self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= self.settings.max_connections:
+            await self._refuse(writer)
+            return
+        self._connections.add(task)
+        try:
+            await Connection(reader, writer, self.services, self.settings).run()
+        except asyncio.CancelledError:
+            writer.close()
+            raise
+        except Exception:  # a bug in one connection must not reach the server
+            log.exception("wyoming: connection from %s failed", writer.get_extra_info("peername"))
+            writer.close()
+        finally:
+            self._connections.discard(task)
+
+    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        limit = self.settings.max_connections
+        reason = (
+            f"too many Wyoming connections: {limit} are open "
+            "(AISTACK_STT_WYOMING_MAX_CONNECTIONS); try again later"
+        )
+        log.warning(
+            "wyoming %s: refusing the connection: %s", writer.get_extra_info("peername"), reason
+        )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                write_event(
+                    writer, Event("error", {"text": reason, "code": "too_many_connections"})
+                ),
+                5,
+            )
+        writer.close()
