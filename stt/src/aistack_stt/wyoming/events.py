@@ -109,5 +109,4 @@ def _length(header: dict[str, Any], name: str, kind: str, max_bytes: int) -> int
 
 def _preview(raw: bytes) -> str:
     """A short, printable rendering of what the peer sent, for the log."""
-    text = raw[:60].decode("utf-8", "backslashreplace").strip()
-    return repr(text + ("..." if len(raw) > 60 else ""))
+    return repr(raw[:60].strip()) + ("..." if len(raw) > 60 else "")

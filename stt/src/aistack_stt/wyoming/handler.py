@@ -150,7 +150,8 @@ class Connection:
         work = asyncio.ensure_future(self._transcribe(audio, request))
         read = asyncio.ensure_future(self._read())
         await asyncio.wait({work, read}, return_when=asyncio.FIRST_COMPLETED)
-        if read.done() and (read.exception() is not None or read.result() is None):
+        gone = read.done() and (read.exception() is not None or read.result() is None)
+        if gone and not work.done():
             work.cancel()
             with contextlib.suppress(BaseException):
                 await work

@@ -1,0 +1,220 @@
+"""A hostile or broken Wyoming client loses its own connection, never the server.
+
+Each case speaks raw bytes over TCP, checks that the server closes that connection (with an
+`error` event where it can still say why) and logs the reason, and then checks that the next
+client, the real `wyoming` one, is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from aistack_stt.wyoming import WyomingSettings
+from test_wyoming import LIMITS, WyomingLive, _pcm, _until
+from wyoming.info import Describe, Info
+
+pytest_plugins = ["test_wyoming"]  # the module-scoped wyoming_server fixture
+
+
+@pytest.fixture
+def wy_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    with caplog.at_level(logging.INFO, logger="aistack_stt.wyoming"):
+        yield caplog
+
+
+def _header(kind: str, **fields: object) -> bytes:
+    return json.dumps({"type": kind, **fields}).encode() + b"\n"
+
+
+def _event(kind: str, data: dict | None = None, payload: bytes = b"") -> bytes:
+    header: dict[str, object] = {"type": kind}
+    body = json.dumps(data).encode() if data else b""
+    if body:
+        header["data_length"] = len(body)
+    if payload:
+        header["payload_length"] = len(payload)
+    return json.dumps(header).encode() + b"\n" + body + payload
+
+
+FORMAT = {"rate": 16000, "width": 2, "channels": 1}
+
+
+async def _exchange(live: WyomingLive, data: bytes, close: bool = False) -> list[dict]:
+    """Send `data`; return the event headers the server sends until it closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        if close:
+            return []
+        received = await asyncio.wait_for(reader.read(), 60)  # until the server closes
+    except ConnectionError:  # reset by the server while we still wrote or read: closed too
+        return []
+    finally:
+        writer.close()
+    events = []
+    while received:
+        line, _, received = received.partition(b"\n")
+        header = json.loads(line)
+        skip = header.get("data_length", 0) + header.get("payload_length", 0)
+        received = received[skip:]
+        events.append(header)
+    return events
+
+
+async def _read_one(reader: asyncio.StreamReader) -> str:
+    """The type of the next event, its data and payload read past."""
+    header = json.loads(await asyncio.wait_for(reader.readline(), 60))
+    await reader.readexactly(header.get("data_length", 0) + header.get("payload_length", 0))
+    return header["type"]
+
+
+async def _describe(live: WyomingLive) -> Info:
+    async with live.client() as client:
+        await client.write_event(Describe().event())
+        return Info.from_event((await _until(client, "info", timeout=60))[-1])
+
+
+def _still_serving(live: WyomingLive) -> None:
+    live.wait_until_idle()
+    assert asyncio.run(_describe(live)).asr[0].name == "aistack-stt"
+
+
+CLOSING_CASES = {
+    "garbage bytes": (b"\x00\xff\xfe\x80garbage\x01\n", "not JSON"),
+    "a header that is not JSON": (b"hello wyoming\n", "not JSON"),
+    "a JSON header that is not an object": (b"[1, 2, 3]\n", "not a JSON object"),
+    "a header without a type": (b'{"data": {}}\n', "no valid type"),
+    "an oversized header line": (b"{" + b" " * (LIMITS.max_event_bytes + 10), "longer than"),
+    "an oversized payload": (_header("audio-chunk", payload_length=10**9), "over the limit"),
+    "an oversized data block": (_header("transcribe", data_length=10**8), "over the limit"),
+    "a negative length": (_header("audio-chunk", payload_length=-5), "not a byte count"),
+    "data that is not JSON": (
+        _header("transcribe", data_length=5) + b"hello",
+        "data is not JSON",
+    ),
+    "audio without audio-start": (
+        _event("audio-chunk", FORMAT, b"\x00\x00" * 320),
+        "audio-chunk without audio-start",
+    ),
+    "audio-stop without audio-start": (_event("audio-stop"), "audio-stop without audio-start"),
+    "an audio format we cannot read": (
+        _event("audio-start", {"rate": 16000, "width": 3, "channels": 1}),
+        "width 3 bytes",
+    ),
+    "an absurd sample rate": (
+        _event("audio-start", {"rate": 10**9, "width": 2, "channels": 1}),
+        "rate 1000000000 Hz",
+    ),
+    "a model name that is not a string": (_event("transcribe", {"name": ["x"]}), "not a string"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLOSING_CASES))
+def test_bad_input_closes_that_connection_with_its_reason(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture, case: str
+) -> None:
+    data, reason = CLOSING_CASES[case]
+    events = asyncio.run(_exchange(wyoming_server, data))
+    # The server said why before closing (the client may also see a reset: then no event).
+    assert all(e["type"] == "error" for e in events)
+    assert any(reason in r.getMessage() and "closing" in r.getMessage() for r in wy_log.records)
+    _still_serving(wyoming_server)
+
+
+def test_too_much_audio_in_one_request_closes_the_connection(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture
+) -> None:
+    one_second = _event("audio-chunk", FORMAT, b"\x00\x00" * 16000)
+    seconds = int(LIMITS.max_audio_s) + 2
+    data = _event("audio-start", FORMAT) + one_second * seconds + _event("audio-stop")
+    events = asyncio.run(_exchange(wyoming_server, data))
+    assert all(e["type"] == "error" for e in events)
+    assert any("MAX_AUDIO_S" in r.getMessage() for r in wy_log.records)
+    _still_serving(wyoming_server)
+
+
+def test_an_unknown_event_is_dropped_and_the_connection_goes_on(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture
+) -> None:
+    """The protocol asks servers to drop unknown events, so newer clients keep working."""
+    data = _event("frobnicate", {"x": 1}, b"abc") + _event("describe")
+
+    async def run() -> str:
+        reader, writer = await asyncio.open_connection("127.0.0.1", wyoming_server.port)
+        writer.write(data)
+        await writer.drain()
+        kind = await _read_one(reader)
+        writer.close()
+        return kind
+
+    assert asyncio.run(run()) == "info"
+    assert any("frobnicate" in r.getMessage() for r in wy_log.records)
+    _still_serving(wyoming_server)
+
+
+def test_a_client_that_disappears_mid_stream_costs_only_its_connection(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture, speech
+) -> None:
+    pcm, rate, width, channels = _pcm(speech.command_wav)
+    fmt = {"rate": rate, "width": width, "channels": channels}
+    step = rate * width * channels // 50  # 20 ms
+    chunks = [_event("audio-chunk", fmt, pcm[i : i + step]) for i in range(0, len(pcm), step)]
+    half = _event("audio-start", fmt) + b"".join(chunks[: len(chunks) // 2])
+    asyncio.run(_exchange(wyoming_server, _event("transcribe") + half, close=True))
+    wyoming_server.wait_until_idle()
+    assert any("went away" in r.getMessage() for r in wy_log.records)
+    # Gone right after audio-stop, while its transcription waits or runs.
+    whole = half + b"".join(chunks[len(chunks) // 2 :]) + _event("audio-stop")
+    asyncio.run(_exchange(wyoming_server, whole, close=True))
+    _still_serving(wyoming_server)
+
+
+def test_a_silent_client_is_closed_after_the_idle_timeout(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture
+) -> None:
+    idle = WyomingSettings(idle_timeout_s=1.5)
+    wyoming_server.app.state.wyoming.settings = idle  # new connections use the short timeout
+    try:
+        events = asyncio.run(_exchange(wyoming_server, b""))
+    finally:
+        wyoming_server.app.state.wyoming.settings = LIMITS
+    assert events == []
+    assert any("IDLE_TIMEOUT_S" in r.getMessage() for r in wy_log.records)
+    _still_serving(wyoming_server)
+
+
+def test_connections_over_the_limit_are_refused_and_the_rest_still_served(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture
+) -> None:
+    async def run() -> tuple[list[dict], str]:
+        held = [
+            await asyncio.open_connection("127.0.0.1", wyoming_server.port)
+            for _ in range(LIMITS.max_connections)
+        ]
+        try:
+            # Each held connection is registered once it answers a describe.
+            for reader, writer in held:
+                writer.write(_event("describe"))
+                await writer.drain()
+                await _read_one(reader)
+            refused = await _exchange(wyoming_server, _event("describe"))
+            # A held connection still works while the extra one is refused.
+            reader, writer = held[0]
+            writer.write(_event("describe"))
+            await writer.drain()
+            still = await _read_one(reader)
+        finally:
+            for _, writer in held:
+                writer.close()
+        return refused, still
+
+    refused, still = asyncio.run(run())
+    assert [e["type"] for e in refused] == ["error"]
+    assert still == "info"
+    assert any("MAX_CONNECTIONS" in r.getMessage() for r in wy_log.records)
+    _still_serving(wyoming_server)
