@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from aistack_stt import __version__
 from aistack_stt.app import create_app
+from aistack_stt.cli import check
 from aistack_stt.config import Settings
 from aistack_stt.wyoming import WyomingSettings
 from stt_testkit import Speech, _free_port
@@ -230,3 +231,31 @@ def test_refused_requests_answer_an_error_and_keep_the_connection(
     assert "English-only" in errors[2].text
     assert "klingon" in errors[3].text
     assert info.asr[0].name == "aistack-stt"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"AISTACK_STT_WYOMING_ENABLED": "maybe"}, "not a boolean"),
+        ({"AISTACK_STT_WYOMING_PORT": "ten"}, "not a whole number"),
+        ({"AISTACK_STT_WYOMING_PORT": "70000"}, "out of range"),
+        ({"AISTACK_STT_WYOMING_MAX_CONNECTIONS": "0"}, "max_connections 0"),
+        ({"AISTACK_STT_WYOMING_MAX_AUDIO_S": "0.5"}, "max_audio_s 0.5"),
+        ({"AISTACK_STT_WYOMING_ALLOW": "192.168.1.0/24,lan"}, "'lan' is not a network"),
+    ],
+)
+def test_check_names_a_wrong_wyoming_setting(environ: dict, message: str) -> None:
+    problems = check(environ)
+    assert len(problems) == 1 and message in problems[0], problems
+
+
+def test_wyoming_settings_are_known_and_read_from_the_environment() -> None:
+    environ = {
+        "AISTACK_STT_WYOMING_ENABLED": "false",
+        "AISTACK_STT_WYOMING_PORT": "10301",
+        "AISTACK_STT_WYOMING_ALLOW": "",
+    }
+    assert check(environ) == []
+    settings = WyomingSettings.from_env(environ)
+    assert (settings.enabled, settings.port, settings.networks()) == (False, 10301, [])
+    assert WyomingSettings().port == 10300 and WyomingSettings().enabled

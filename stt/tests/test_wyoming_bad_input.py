@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from aistack_stt.wyoming import WyomingSettings
@@ -218,3 +219,21 @@ def test_connections_over_the_limit_are_refused_and_the_rest_still_served(
     assert still == "info"
     assert any("MAX_CONNECTIONS" in r.getMessage() for r in wy_log.records)
     _still_serving(wyoming_server)
+
+
+def test_an_address_outside_the_allow_list_is_refused(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture
+) -> None:
+    wyoming = wyoming_server.app.state.wyoming
+    wyoming.settings = replace(LIMITS, allow="10.0.0.0/8, 192.168.0.0/16")
+    try:
+        events = asyncio.run(_exchange(wyoming_server, _event("describe")))
+    finally:
+        wyoming.settings = LIMITS
+    assert events == []
+    assert any("AISTACK_STT_WYOMING_ALLOW" in r.getMessage() for r in wy_log.records)
+    wyoming.settings = replace(LIMITS, allow="10.0.0.0/8,127.0.0.0/8")
+    try:
+        _still_serving(wyoming_server)
+    finally:
+        wyoming.settings = LIMITS

@@ -63,6 +63,16 @@ class WyomingServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer = writer.get_extra_info("peername")
+        if not self.settings.allows(peer[0] if isinstance(peer, tuple) else ""):
+            log.warning(
+                "wyoming %s: refusing the connection: the address is not in "
+                "AISTACK_STT_WYOMING_ALLOW (%s)",
+                peer,
+                self.settings.allow,
+            )
+            writer.close()
+            return
         if len(self._connections) >= self.settings.max_connections:
             await self._refuse(writer)
             return

@@ -6,6 +6,7 @@ knobs; `aistack-stt check` lists and validates them with the others.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -28,6 +29,9 @@ class WyomingSettings:
     max_audio_s: float = 120.0  # audio kept per request (16 kHz float32: 7.7 MB at 120 s)
     max_event_bytes: int = 1024 * 1024  # header line, data and payload of one event, each
     idle_timeout_s: float = 60.0  # no event for this long closes the connection
+    # Source networks allowed to connect, comma-separated CIDRs; empty: anyone who can reach
+    # the port. Wyoming has no authentication, so this is its only gate besides the network.
+    allow: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -50,6 +54,32 @@ class WyomingSettings:
             raise ConfigError(
                 f"wyoming idle_timeout_s {self.idle_timeout_s} is invalid; use seconds > 0"
             )
+
+        self.networks()  # a wrong network fails at start, naming itself
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        networks = []
+        for item in filter(None, (part.strip() for part in self.allow.split(","))):
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"wyoming allow: {item!r} is not a network; use CIDRs such as "
+                    "192.168.1.0/24, separated by commas"
+                ) from None
+        return networks
+
+    def allows(self, address: str) -> bool:
+        networks = self.networks()
+        if not networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in networks)
 
     @classmethod
     def variables(cls) -> set[str]:
