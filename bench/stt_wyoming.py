@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""A 3 s voice command over Wyoming against the same over HTTP, and against wyoming-faster-whisper.
+
+Usage: .venv/bin/python bench/stt_wyoming.py [--runs N] [--wfw-python PY] [--write]
+
+One `aistack-stt serve` process answers both protocols from one model (tiny.en int8, beam 5,
+2 threads, language en). The command is synthesized with espeak-ng and resampled to 16 kHz
+mono s16, the format Home Assistant sends: over Wyoming as 20 ms `audio-chunk` events sent
+back to back, over HTTP as the same samples in a WAV upload. A request's time runs from
+opening the connection to the transcript; each request opens its own connection, as Home
+Assistant and Open WebUI do. With `--wfw-python` (a Python whose environment has
+wyoming-faster-whisper from PyPI), that server is started on the same model directory with
+the same device, compute type, threads, beam and language, and measured the same way.
+
+Rounds interleave the targets in a shuffled order so background load on a shared machine
+hits all alike; the report gives medians and the median of per-round ratios. The target is
+Wyoming at most 1.05x HTTP. `--write` replaces the `## Wyoming` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import wave
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Wyoming"
+TARGET = 1.05
+COMMAND = "Turn on the kitchen lights and the hallway lamp."
+RATE, WIDTH, CHANNELS = 16000, 2, 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_clip(tmp: Path) -> tuple[bytes, Path, float]:
+    """The command as 16 kHz mono s16 PCM, and the same samples as a WAV file."""
+    raw = tmp / "command-espeak.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), COMMAND], check=True)
+    with av.open(str(raw)) as inp:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        chunks = [
+            f.to_ndarray().reshape(-1) for fr in inp.decode(audio=0) for f in resampler.resample(fr)
+        ]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    pcm = np.concatenate(chunks).astype("<i2").tobytes()
+    wav_path = tmp / "command-16k.wav"
+    with wave.open(str(wav_path), "wb") as wav:
+        wav.setnchannels(CHANNELS)
+        wav.setsampwidth(WIDTH)
+        wav.setframerate(RATE)
+        wav.writeframes(pcm)
+    return pcm, wav_path, len(pcm) / (RATE * WIDTH * CHANNELS)
+
+
+def start_aistack(model_dir: Path, threads: int) -> tuple[subprocess.Popen, str, int]:
+    port, wyoming_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
+    env.update(
+        AISTACK_STT_HOST="127.0.0.1",
+        AISTACK_STT_PORT=str(port),
+        AISTACK_STT_MODEL="tiny.en",
+        AISTACK_STT_MODEL_DIR=str(model_dir),
+        AISTACK_STT_DEVICE="cpu",
+        AISTACK_STT_COMPUTE_TYPE="int8",
+        AISTACK_STT_CPU_THREADS=str(threads),
+        AISTACK_STT_BEAM_SIZE="5",
+        AISTACK_STT_LOG_LEVEL="warning",
+        AISTACK_STT_WYOMING_HOST="127.0.0.1",
+        AISTACK_STT_WYOMING_PORT=str(wyoming_port),
+        HF_HUB_OFFLINE="1",
+    )
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "stt" / "src"), env.get("PYTHONPATH")])
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
+                return proc, url, wyoming_port
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("aistack-stt did not become ready")
+
+
+def start_wfw(python: str, model_dir: Path, threads: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    argv = [
+        python, "-m", "wyoming_faster_whisper",
+        "--uri", f"tcp://127.0.0.1:{port}",
+        "--model", str(model_dir / "tiny.en"),
+        "--data-dir", str(model_dir),
+        "--device", "cpu",
+        "--compute-type", "int8",
+        "--cpu-threads", str(threads),
+        "--beam-size", "5",
+        "--language", "en",
+        "--local-files-only",
+    ]  # fmt: skip
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(argv, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            asyncio.run(asyncio.wait_for(_describe(port), 5))
+            return proc, port
+        except (OSError, TimeoutError):
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("wyoming-faster-whisper did not start; run it by hand to see why")
+
+
+async def _describe(port: int) -> None:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Describe().event())
+        while (event := await client.read_event()) is not None and event.type != "info":
+            pass
+
+
+async def _wyoming(port: int, pcm: bytes) -> str:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(RATE, WIDTH, CHANNELS).event())
+        step = RATE * WIDTH * CHANNELS // 50  # 20 ms
+        for i in range(0, len(pcm), step):
+            await client.write_event(AudioChunk(RATE, WIDTH, CHANNELS, pcm[i : i + step]).event())
+        await client.write_event(AudioStop().event())
+        while (event := await client.read_event()) is not None:
+            if Transcript.is_type(event.type):
+                return Transcript.from_event(event).text
+            if event.type == "error":
+                raise SystemExit(f"Wyoming error: {event.data}")
+    raise SystemExit("the Wyoming server closed the connection without a transcript")
+
+
+def timed(call: Callable[[], str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    text = call()
+    return time.perf_counter() - started, text
+
+
+def http_call(url: str, wav: bytes) -> str:
+    resp = httpx.post(
+        url + "/v1/audio/transcriptions",
+        files={"file": ("command.wav", wav, "audio/wav")},
+        data={"model": "whisper-1", "language": "en"},
+        timeout=120,
+    )
+    resp.raise_for_status()
+    return resp.json()["text"]
+
+
+def report(times: dict[str, list[float]], audio_s: float, runs: int, load: tuple) -> str:
+    med = {name: statistics.median(values) for name, values in times.items()}
+
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
+
+    rows = ["| path | median s | ratio to aistack-stt HTTP (median of rounds) |", "|---|---|---|"]
+    for name in times:
+        rows.append(f"| {name} | {med[name]:.3f} | {ratio(name, 'aistack-stt HTTP'):.3f} |")
+    verdict = ratio("aistack-stt Wyoming", "aistack-stt HTTP")
+    intro = (
+        f"A {audio_s:.1f} s voice command (espeak-ng, 16 kHz mono s16), {runs} rounds, each "
+        "target once per round in a shuffled order, each request on a new connection: Wyoming "
+        "as 20 ms audio-chunk events sent back to back, HTTP as a WAV upload of the same "
+        "samples. tiny.en, int8, beam 5, 2 CPU threads, language en. Measured by "
+        f"`bench/stt_wyoming.py` on {datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, "
+        f"{os.cpu_count()} cores, load average {load[0]:.1f} before / {load[1]:.1f} after: a "
+        "machine shared with other work, so read the ratios, not the absolute times."
+    )
+    verdict_text = (
+        f"Wyoming / HTTP on one server: {verdict:.3f} (target at most {TARGET:.2f}; "
+        f"{'met' if verdict <= TARGET else 'NOT met'})."
+    )
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            *textwrap.wrap(intro, 88),
+            "",
+            *rows,
+            "",
+            *textwrap.wrap(verdict_text, 88),
+            "",
+        ]
+    )
+
+
+def write_section(text: str) -> None:
+    """Replace only this benchmark's section; other sections belong to other benchmarks."""
+    doc = ROOT / "docs" / "benchmarks.md"
+    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    lines = current.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
+    if start is None:
+        new = current.rstrip("\n") + "\n\n" + text
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
+    doc.write_text(new)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / ".cache" / "models")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--wfw-python", help="python of a venv with wyoming-faster-whisper")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+    if not (args.model_dir / "tiny.en" / "model.bin").is_file():
+        subprocess.run(
+            [str(ROOT / "scripts" / "fetch-test-models"), str(args.model_dir)], check=True
+        )
+
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        pcm, wav_path, audio_s = make_clip(Path(tmp))
+        wav = wav_path.read_bytes()
+        try:
+            proc, url, wyoming_port = start_aistack(args.model_dir, args.threads)
+            procs.append(proc)
+            targets: dict[str, Callable[[], str]] = {
+                "aistack-stt HTTP": lambda: http_call(url, wav),
+                "aistack-stt Wyoming": lambda: asyncio.run(_wyoming(wyoming_port, pcm)),
+            }
+            if args.wfw_python:
+                wfw, wfw_port = start_wfw(args.wfw_python, args.model_dir, args.threads)
+                procs.append(wfw)
+                targets["wyoming-faster-whisper"] = lambda: asyncio.run(_wyoming(wfw_port, pcm))
+            for call in targets.values():  # warm-up: first loads, first allocations
+                for _ in range(2):
+                    call()
+            load_before = os.getloadavg()[0]
+            times: dict[str, list[float]] = {name: [] for name in targets}
+            for _ in range(args.runs):
+                order = list(targets)
+                random.shuffle(order)
+                for name in order:
+                    elapsed, text = timed(targets[name])
+                    if "kitchen" not in text.lower():
+                        raise SystemExit(f"{name} heard {text!r}, not the command")
+                    times[name].append(elapsed)
+            load_after = os.getloadavg()[0]
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=30)
+    text = report(times, audio_s, args.runs, (load_before, load_after))
+    print(text)
+    if args.write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
