@@ -24,11 +24,14 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from ..engine import TranscriptionRequest, TranscriptionResult
+from ..engine import Segment, SegmentCallback, TranscriptionRequest, TranscriptionResult
 from ..errors import APIError
+from ..metrics import Metrics
+from ..models import ModelManager
 from .audio import AudioBuffer, AudioFormatError, AudioTooLong, PcmFormat
 from .events import Event, ProtocolError, read_event, write_event
 from .info import WHISPER_LANGUAGES, info_event, pick_model
@@ -43,13 +46,21 @@ class ClientGone(Exception):
     """The peer closed or reset the connection while we were busy for it."""
 
 
+class TranscribingEngine(Protocol):
+    """Engine's and the scheduler's one coroutine: all this adapter needs of either."""
+
+    async def transcribe(
+        self, request: TranscriptionRequest, on_segment: SegmentCallback | None = None
+    ) -> TranscriptionResult: ...
+
+
 @dataclass(frozen=True)
 class Services:
     """What a connection uses of the app: the engine, the models, metrics, request defaults."""
 
-    engine: object  # anything with Engine's `transcribe(request, on_segment)` coroutine
-    models: object  # ModelManager
-    metrics: object  # Metrics
+    engine: TranscribingEngine
+    models: ModelManager
+    metrics: Metrics
     beam_size: int = 5
     language: str | None = None
 
@@ -181,7 +192,7 @@ class Connection:
         loop = asyncio.get_running_loop()
         segments: asyncio.Queue[str] = asyncio.Queue()
 
-        def on_segment(segment) -> None:  # called from the engine's worker thread
+        def on_segment(segment: Segment) -> None:  # called from the engine's worker thread
             loop.call_soon_threadsafe(segments.put_nowait, segment.text)
 
         decode = asyncio.ensure_future(services.engine.transcribe(job, on_segment=on_segment))
