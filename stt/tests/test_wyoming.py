@@ -7,7 +7,11 @@ model and base next to it in the model directory.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 import wave
@@ -259,3 +263,32 @@ def test_wyoming_settings_are_known_and_read_from_the_environment() -> None:
     settings = WyomingSettings.from_env(environ)
     assert (settings.enabled, settings.port, settings.networks()) == (False, 10301, [])
     assert WyomingSettings().port == 10300 and WyomingSettings().enabled
+
+
+def test_serve_with_the_wyoming_port_taken_says_so_in_one_line(models_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = dict(
+            os.environ,
+            AISTACK_STT_HOST="127.0.0.1",
+            AISTACK_STT_PORT=str(_free_port()),
+            AISTACK_STT_MODEL="tiny.en",
+            AISTACK_STT_MODEL_DIR=str(models_dir),
+            AISTACK_STT_WYOMING_ENABLED="true",
+            AISTACK_STT_WYOMING_HOST="127.0.0.1",
+            AISTACK_STT_WYOMING_PORT=str(port),
+        )
+        run = subprocess.run(
+            [sys.executable, "-m", "aistack_stt.cli", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 2
+    assert run.stderr.startswith(
+        f"aistack-stt: error: cannot listen for Wyoming on 127.0.0.1:{port}"
+    )
+    assert "AISTACK_STT_WYOMING_PORT" in run.stderr and "Traceback" not in run.stderr

@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         app = create_app(settings)
-    except ConfigError as exc:  # the scheduler and stream limits read AISTACK_STT_* too
+        if app.state.wyoming is not None:  # Wyoming glue (issue 16): a busy port in one line
+            app.state.wyoming.bind()
+    except (ConfigError, OSError) as exc:  # scheduler, stream and Wyoming read AISTACK_STT_*
         print(f"aistack-stt: error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 from .events import Event, write_event
 from .handler import Connection, Services
@@ -22,6 +23,7 @@ class WyomingServer:
         self.settings = settings
         self.services = services
         self._server: asyncio.AbstractServer | None = None
+        self._socket: socket.socket | None = None
         self._connections: set[asyncio.Task] = set()
 
     @property
@@ -34,19 +36,28 @@ class WyomingServer:
     def connections(self) -> int:
         return len(self._connections)
 
-    async def start(self) -> None:
+    def bind(self) -> None:
+        """Take the port now, before the event loop runs, so `serve` can report a busy port
+        in one line; `start` binds by itself when this was not called."""
         s = self.settings
         try:
-            self._server = await asyncio.start_server(
-                self._accept, s.host, s.port, limit=s.max_event_bytes + 1
-            )
+            family = socket.getaddrinfo(s.host or None, s.port, type=socket.SOCK_STREAM)[0][0]
+            self._socket = socket.create_server((s.host, s.port), family=family)
         except OSError as exc:
             raise OSError(
                 f"cannot listen for Wyoming on {s.host}:{s.port}: {exc.strerror or exc}; "
                 "free the port, choose another (AISTACK_STT_WYOMING_PORT) or switch Wyoming "
                 "off (AISTACK_STT_WYOMING_ENABLED=false)"
             ) from None
-        log.info("Wyoming server listening on %s:%d", s.host, self.port)
+
+    async def start(self) -> None:
+        if self._socket is None:
+            self.bind()
+        self._server = await asyncio.start_server(
+            self._accept, sock=self._socket, limit=self.settings.max_event_bytes + 1
+        )
+        self._socket = None
+        log.info("Wyoming server listening on %s:%d", self.settings.host, self.port)
 
     async def stop(self) -> None:
         if self._server is None:
