@@ -55,7 +55,7 @@ class WyomingLive:
     def client(self) -> AsyncTcpClient:
         return AsyncTcpClient("127.0.0.1", self.port)
 
-    def wait_until_idle(self, timeout: float = 30) -> None:
+    def wait_until_idle(self, timeout: float = 120) -> None:
         """Until the server has noticed every closed connection (a behaviour, not a race)."""
         deadline = time.monotonic() + timeout
         while self.app.state.wyoming.connections and time.monotonic() < deadline:
