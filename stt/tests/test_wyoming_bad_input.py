@@ -112,6 +112,7 @@ CLOSING_CASES = {
         "rate 1000000000 Hz",
     ),
     "a model name that is not a string": (_event("transcribe", {"name": ["x"]}), "not a string"),
+    "a flood of unknown events": (_event("frobnicate") * 200, "events of unknown types"),
 }
 
 

@@ -40,6 +40,7 @@ from .settings import WyomingSettings
 log = logging.getLogger("aistack_stt.wyoming")
 
 ENDPOINT = "wyoming/transcribe"  # the metrics label, beside the HTTP endpoints
+MAX_UNKNOWN_EVENTS = 100  # per connection; a newer client sends a few, a flood is hostile
 
 
 class ClientGone(Exception):
@@ -87,6 +88,8 @@ class Connection:
         self._audio: AudioBuffer | None = None
         self._format: PcmFormat | None = None
         self._read_ahead: asyncio.Task[Event | None] | None = None
+        self._unknown = 0
+        self._unknown_types: set[str] = set()
 
     async def run(self) -> None:
         try:
@@ -153,7 +156,13 @@ class Connection:
             self._audio, self._request = None, _Request()
             await self._answer(audio, request)
         else:
-            log.info("wyoming %s: ignoring unknown event type %r", self.peer, kind)
+            # Dropped, as the protocol asks; logged once per type, and a flood of them is hostile.
+            self._unknown += 1
+            if self._unknown > MAX_UNKNOWN_EVENTS:
+                raise ProtocolError(f"more than {MAX_UNKNOWN_EVENTS} events of unknown types")
+            if kind not in self._unknown_types and len(self._unknown_types) < 16:
+                self._unknown_types.add(kind)
+                log.info("wyoming %s: ignoring unknown event type %r", self.peer, kind)
 
     async def _answer(self, audio: np.ndarray, request: _Request) -> None:
         """Transcribe while watching the connection: a client that hangs up cancels the work."""
