@@ -7,6 +7,7 @@ model and base next to it in the model directory.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import socket
@@ -292,3 +293,29 @@ def test_serve_with_the_wyoming_port_taken_says_so_in_one_line(models_dir: Path)
         f"aistack-stt: error: cannot listen for Wyoming on 127.0.0.1:{port}"
     )
     assert "AISTACK_STT_WYOMING_PORT" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_client_that_leaves_after_its_transcript_is_a_normal_end(
+    wyoming_server: WyomingLive, speech: Speech, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clients without streaming stop at `transcript`; that is no disconnect to report."""
+    pcm, rate, width, channels = _pcm(speech.command_wav)
+    metrics = wyoming_server.app.state.metrics
+
+    def counted(status: str) -> float:
+        return metrics.requests.value(endpoint="wyoming/transcribe", status=status)
+
+    before = counted("200"), counted("499")
+
+    async def run() -> str:
+        async with wyoming_server.client() as client:
+            await client.write_event(Transcribe(language="en").event())
+            await _send_audio(client, pcm, rate, width, channels)
+            return Transcript.from_event((await _until(client, "transcript"))[-1]).text
+
+    with caplog.at_level(logging.INFO, logger="aistack_stt.wyoming"):
+        text = asyncio.run(run())
+        wyoming_server.wait_until_idle()
+    assert _heard_command(text), text
+    assert (counted("200"), counted("499")) == (before[0] + 1, before[1])
+    assert not [r for r in caplog.records if "went away" in r.getMessage()]

@@ -89,6 +89,8 @@ class Connection:
         self._format: PcmFormat | None = None
         self._read_ahead: asyncio.Task[Event | None] | None = None
         self._unknown = 0
+        self._delivered = False  # the current request's transcript has been sent
+        self._hung_up = False  # the client closed after its answer: end without complaint
         self._unknown_types: set[str] = set()
 
     async def run(self) -> None:
@@ -116,7 +118,7 @@ class Connection:
                 await asyncio.wait_for(self.writer.wait_closed(), 5)
 
     async def _serve(self) -> None:
-        while True:
+        while not self._hung_up:
             event = await self._next_event()
             if event is None:
                 if self._audio is not None:
@@ -165,13 +167,18 @@ class Connection:
                 log.info("wyoming %s: ignoring unknown event type %r", self.peer, kind)
 
     async def _answer(self, audio: np.ndarray, request: _Request) -> None:
-        """Transcribe while watching the connection: a client that hangs up cancels the work."""
+        """Transcribe while watching the connection: a client that hangs up cancels the work.
+
+        A client that hangs up once it has its `transcript` (before `transcript-stop`, as
+        clients without streaming do) ends the connection normally.
+        """
         started = time.monotonic()
+        self._delivered = False
         work = asyncio.ensure_future(self._transcribe(audio, request))
         read = asyncio.ensure_future(self._read())
         await asyncio.wait({work, read}, return_when=asyncio.FIRST_COMPLETED)
         gone = read.done() and (read.exception() is not None or read.result() is None)
-        if gone and not work.done():
+        if gone and not work.done() and not self._delivered:
             work.cancel()
             with contextlib.suppress(BaseException):
                 await work
@@ -188,7 +195,13 @@ class Connection:
             log.info("wyoming %s: transcription refused: %s", self.peer, exc.message)
             await self._send(Event("error", {"text": exc.message, "code": exc.code or "error"}))
             return
+        except ConnectionError:
+            if not self._delivered:
+                raise
         self._count("200", started)
+        if read.done() and not isinstance(read.exception(), ProtocolError):
+            # Answered, then the client hung up (or its next event is already here).
+            self._hung_up = read.exception() is not None or read.result() is None
 
     async def _transcribe(self, audio: np.ndarray, request: _Request) -> None:
         services = self.services
@@ -230,6 +243,7 @@ class Connection:
         if not started:
             await self._send(Event("transcript-start", _language_data(result.language)))
         await self._send(Event("transcript", {"text": result.text, "language": result.language}))
+        self._delivered = True
         await self._send(Event("transcript-stop"))
 
     async def _send(self, event: Event) -> None:
