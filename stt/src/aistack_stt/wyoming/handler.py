@@ -119,7 +119,14 @@ class Connection:
 
     async def _serve(self) -> None:
         while not self._hung_up:
-            event = await self._next_event()
+            try:
+                event = await self._next_event()
+            except ConnectionError:
+                if self._audio is not None:
+                    raise
+                # Reset between requests: a client that left without reading everything
+                # (transcript-stop after its transcript). Nothing of it was pending.
+                return
             if event is None:
                 if self._audio is not None:
                     raise ClientGone("closed before audio-stop")
