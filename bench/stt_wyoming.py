@@ -206,6 +206,13 @@ def report(times: dict[str, list[float]], audio_s: float, runs: int, load: tuple
         f"Wyoming / HTTP on one server: {verdict:.3f} (target at most {TARGET:.2f}; "
         f"{'met' if verdict <= TARGET else 'NOT met'})."
     )
+    if "wyoming-faster-whisper" in times:
+        verdict_text += (
+            " wyoming-faster-whisper 3.8.1 from PyPI installs here and serves the same model "
+            "directory (`--model <dir>/tiny.en --local-files-only`, int8, beam 5, 2 threads, "
+            "language en, its VAD options off as by default); it writes each request's audio "
+            "to a WAV file and hands the path to faster-whisper."
+        )
     return "\n".join(
         [
             SECTION,
