@@ -35,6 +35,7 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 
+RATE_16K = 16000
 LIMITS = WyomingSettings(
     host="127.0.0.1",
     port=0,
@@ -319,3 +320,15 @@ def test_a_client_that_leaves_after_its_transcript_is_a_normal_end(
     assert _heard_command(text), text
     assert (counted("200"), counted("499")) == (before[0] + 1, before[1])
     assert not [r for r in caplog.records if "went away" in r.getMessage()]
+
+
+def test_audio_without_any_chunk_gets_an_empty_transcript(wyoming_server: WyomingLive) -> None:
+    async def run() -> list[Event]:
+        async with wyoming_server.client() as client:
+            await client.write_event(Transcribe().event())
+            await _send_audio(client, b"", RATE_16K, 2, 1)
+            return await _until(client, "transcript-stop", "error")
+
+    events = asyncio.run(run())
+    assert [e.type for e in events] == ["transcript-start", "transcript", "transcript-stop"]
+    assert _transcript(events).text == ""

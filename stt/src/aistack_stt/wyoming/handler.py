@@ -181,6 +181,15 @@ class Connection:
         """
         started = time.monotonic()
         self._delivered = False
+        if not audio.size:  # audio-start then audio-stop: nothing was said
+            for event in (
+                Event("transcript-start"),
+                Event("transcript", {"text": ""}),
+                Event("transcript-stop"),
+            ):
+                await self._send(event)
+            self._count("200", started)
+            return
         work = asyncio.ensure_future(self._transcribe(audio, request))
         read = asyncio.ensure_future(self._read())
         await asyncio.wait({work, read}, return_when=asyncio.FIRST_COMPLETED)
