@@ -199,6 +199,7 @@ class _Checker:
                     }
                 )
         default_image = self.image(data.get("default_image"), path + ("default_image",))
+        remote = self.string(data.get("remote"), path + ("remote",), "local") or "local"
         return GlobalSettings(
             base_subnet=str(base) if base_ok else "10.100",
             gpu_policy=self.choice(
@@ -209,8 +210,8 @@ class _Checker:
             ca_certificates=self.ca_certificates(
                 data.get("ca_certificates"), path + ("ca_certificates",)
             ),
-            remote=self.string(data.get("remote"), path + ("remote",), "local") or "local",
-            remote_url=self.remote_url(data.get("remote_url"), path + ("remote_url",)),
+            remote=remote,
+            remote_url=self.remote_url(data.get("remote_url"), path + ("remote_url",), remote),
             client_cert=self.existing_file(data.get("client_cert"), path + ("client_cert",)),
             client_key=self.existing_file(data.get("client_key"), path + ("client_key",)),
             storage_pool=self.string(data.get("storage_pool"), path + ("storage_pool",), "default")
@@ -232,8 +233,17 @@ class _Checker:
             return None
         return text
 
-    def remote_url(self, value: Any, path: KeyPath) -> str | None:
+    def remote_url(self, value: Any, path: KeyPath, remote: str) -> str | None:
         text = self.string(value, path)
+        # The modules reach a remote only through its address; they do not read the
+        # Incus client's remotes, so a remote other than "local" needs remote_url.
+        if text is None and remote != "local":
+            self.error(
+                path,
+                f"remote is '{remote}', but remote_url is not set; give the daemon's address "
+                "(https://host:8443, with client_cert and client_key) or set remote: local",
+            )
+            return None
         if text is not None and not text.startswith(("https://", "unix:")):
             self.error(
                 path,

@@ -248,3 +248,11 @@ def test_duplicate_keys_are_reported_with_the_other_errors(ws: Workspace) -> Non
             .replace("roles: [open_webui]", "roles: [open_webu]"))
     paths = {line.split(": ")[1] for line in errors(ws, text)}
     assert paths == {"domains.lab.subnet_id", "domains.lab.machines.web.roles[0]"}
+
+
+def test_a_remote_other_than_local_needs_its_address(ws: Workspace) -> None:
+    text = EXAMPLE.replace("  remote: local\n", "  remote: homelab\n")
+    assert "remote: homelab" in text
+    message = the_error(ws, text, "global.remote_url")
+    assert "remote is 'homelab', but remote_url is not set" in message
+    assert "https://host:8443" in message
