@@ -79,7 +79,7 @@ def applied(prepared):
     # inside the host from the copied repository, goes to the role as an extra-vars file.
     built = fresh_host.run(
         f"cd {fresh.CHECKOUT} && python3 tests/fixtures/ollama-test-double/build-archive"
-        " --output-dir .e2e"
+        f" --output-dir {fresh.CHECKOUT}/.e2e"
     )
     archive = json.loads(built.stdout)
     fresh_host.push(
