@@ -141,12 +141,20 @@ def speak_into_open_webui(
             # A first visit may open a "what's new" dialog over the chat; dismiss it.
             page.keyboard.press("Escape")
             button.click()
+            # Either the recording starts (its confirm button shows) or Open WebUI says why
+            # not in a toast, which fades after a few seconds: collect toasts while waiting.
             confirm = page.locator("#confirm-recording-button")
-            started = True
-            try:
-                confirm.wait_for(state="visible", timeout=15_000)
-            except Exception:  # noqa: BLE001 - Playwright's TimeoutError: no recording started
-                started = False
+            toast = page.locator("[data-sonner-toast]")
+            started = False
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not started:
+                started = confirm.is_visible()
+                for shown in toast.all_inner_texts():
+                    if shown.strip() and shown.strip() not in toasts:
+                        toasts.append(shown.strip())
+                if any("microphone" in t.lower() for t in toasts):
+                    break
+                time.sleep(0.25)
             text = ""
             if started:
                 time.sleep(record_seconds)
@@ -158,9 +166,6 @@ def speak_into_open_webui(
                     if text:
                         break
                     time.sleep(1)
-            else:
-                time.sleep(2)
-            toasts = [t.strip() for t in page.locator("[data-sonner-toast]").all_inner_texts()]
             page.screenshot(path=str(screenshot))
             return VoiceAttempt(secure, started, text, toasts, screenshot)
         finally:
