@@ -132,7 +132,9 @@ def test_make_apply_brings_up_the_stack_and_prints_its_urls(stack):
 
 def test_the_administrator_exists_and_sign_ups_are_off(stack):
     url = _door_url(stack["apply"].output)
-    ca = str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
+    ca = ssl.create_default_context(
+        cafile=str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
+    )
     email, password = _admin(stack["checkout"])
     signin = httpx.post(f"{url}/api/v1/auths/signin", json={"email": email, "password": password},
                         verify=ca, timeout=60)
@@ -150,7 +152,8 @@ def test_browser_on_the_lan_speaks_into_the_chat_input_through_the_door(stack, l
     ca = stack["checkout"].path / ".aistack" / "front-door" / "ca.crt"
     email, password = _admin(stack["checkout"])
     token = httpx.post(f"{url}/api/v1/auths/signin", json={"email": email, "password": password},
-                       verify=str(ca), timeout=60).json()["token"]
+                       verify=ssl.create_default_context(cafile=str(ca)),
+                       timeout=60).json()["token"]
     SCREENSHOTS.mkdir(exist_ok=True)
     attempt = speak_into_open_webui(
         url, token, _spoken_wav(tmp_path), SCREENSHOTS / "door-https.png",
