@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import addressing
+from . import addressing, front_door
 from .schema import GPU_PROFILE, Domain, Infra, Machine
 from .validate import Checked
 
@@ -112,7 +112,7 @@ def domain_vars(infra: Infra, domain: Domain) -> dict[str, Any]:
     }
 
 
-def inventory(domain: Domain) -> dict[str, Any]:
+def inventory(domain: Domain, door: front_door.FrontDoor | None = None) -> dict[str, Any]:
     groups: dict[str, Any] = {
         ALL_GROUP: {"children": {domain.name: {}}},
         domain.name: {"hosts": {m.name: {} for m in domain.machines}},
@@ -120,6 +120,8 @@ def inventory(domain: Domain) -> dict[str, Any]:
     for machine in domain.machines:
         for role in machine.roles:
             groups.setdefault(role, {"hosts": {}})["hosts"][machine.name] = {}
+        if door is not None and door.machine == machine.name:
+            groups[front_door.ROLE] = {"hosts": {machine.name: {}}}
     return groups
 
 
@@ -141,6 +143,10 @@ def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, A
         },
         "aistack_roles": list(machine.roles),
     }
+    door = checked.front_door
+    if door is not None and door.machine == machine.name:
+        result["aistack_instance"]["devices"].update(front_door.devices(door))
+        result.update(front_door.role_vars(door))
     wired = checked.wiring.get(machine.name)
     if wired:
         result.update({k: v for k, v in wired.variables.items() if k not in machine.vars})
@@ -153,7 +159,7 @@ def render(checked: Checked) -> dict[str, dict[str, Any]]:
     infra = checked.infra
     files: dict[str, dict[str, Any]] = {"group_vars/all.yml": all_vars(infra)}
     for domain in infra.domains:
-        files[f"inventory/{domain.name}.yml"] = inventory(domain)
+        files[f"inventory/{domain.name}.yml"] = inventory(domain, checked.front_door)
         files[f"group_vars/{domain.name}.yml"] = domain_vars(infra, domain)
         for machine in domain.machines:
             files[f"host_vars/{machine.name}.yml"] = host_vars(checked, domain, machine)

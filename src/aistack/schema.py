@@ -25,6 +25,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
     "top": (
         Field("global", "mapping", required=True),
         Field("domains", "mapping of domain", required=True),
+        Field("front_door", "mapping or null"),
     ),
     "global": (
         Field("base_subnet", "string", required=True),
@@ -70,6 +71,19 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("vars", "mapping", default={}),
         Field("wiring", "mapping", default={}),
     ),
+    "front_door": (
+        Field("enabled", "boolean", default=True),
+        Field("machine", "machine name"),
+        Field("listen", "list of IPv4 addresses", default=()),
+        Field("https_port", "integer 1-65535", default=443),
+        Field("stt_port", "integer 1-65535 or null"),
+        Field("names", "list of DNS names or addresses", default=()),
+        Field("certificate", "mapping or null"),
+    ),
+    "front_door_certificate": (
+        Field("cert", "path", required=True),
+        Field("key", "path", required=True),
+    ),
     "wiring": (
         Field("ollama_server", "machine name"),
         Field("stt_server", "machine name"),
@@ -80,6 +94,8 @@ GPU_POLICIES = ("exclusive", "shared")
 MACHINE_TYPES = ("lxc", "vm")
 # Roles that run on the Incus host itself and so cannot be given to a machine.
 HOST_ONLY_ROLES = frozenset({"incus_host"})
+# Roles the generator gives to machines itself (the front door goes to the Open WebUI machine).
+GENERATED_ROLES = frozenset({"front_door"})
 # Variables the generator owns in host_vars; a machine's vars must not reuse them.
 RESERVED_VARS = frozenset({"aistack_instance", "aistack_roles", "aistack_domain"})
 DEFAULT_PORTS = {"ollama_server": 11434, "stt_server": 8000, "open_webui": 8080}

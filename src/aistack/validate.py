@@ -13,7 +13,7 @@ from ipaddress import AddressValueError, IPv4Address
 from pathlib import Path
 from typing import Any
 
-from . import addressing, wiring
+from . import addressing, front_door, wiring
 from .errors import AistackError, Issue
 from .loader import Document, KeyPath, format_path
 from .schema import (
@@ -47,6 +47,7 @@ class Checked:
 
     infra: Infra
     wiring: dict[str, wiring.Wiring]
+    front_door: front_door.FrontDoor | None = None
 
 
 def yaml_type(value: object) -> str:
@@ -612,6 +613,23 @@ class _Checker:
         )
         return False
 
+    def front_door(
+        self, value: Any, infra: Infra, resolved: dict[str, wiring.Wiring]
+    ) -> front_door.FrontDoor | None:
+        """The front door (front_door.py holds its rules); on unless the file turns it off."""
+        if isinstance(value, dict):
+            self.section(value, ("front_door",), "front_door")
+            if isinstance(value.get("certificate"), dict):
+                self.section(
+                    value["certificate"], ("front_door", "certificate"), "front_door_certificate"
+                )
+        stt_host = {
+            name: w.variables[wiring.STT_HOST]
+            for name, w in resolved.items()
+            if wiring.STT_HOST in w.variables
+        }
+        return front_door.check(value, infra, stt_host, self.error, self.existing_file)
+
     def gpu_policy(self, infra: Infra) -> None:
         if infra.settings.gpu_policy != "exclusive":
             return
@@ -691,9 +709,12 @@ def check(doc: Document, roles: Iterable[str], base_dir: Path) -> Checked:
         resolved, problems = wiring.resolve(infra)
         for path, message in problems:
             checker.error(path, message)
+    door = None
+    if not checker.incomplete:
+        door = checker.front_door(top.get("front_door"), infra, resolved)
     if checker.issues:
         raise AistackError(checker.issues)
-    return Checked(infra=infra, wiring=resolved)
+    return Checked(infra=infra, wiring=resolved, front_door=door)
 
 
 __all__ = ["Checked", "check", "format_path"]
