@@ -122,6 +122,8 @@ def test_make_apply_brings_up_the_stack_and_prints_the_summary(applied):
     assert any("Open WebUI" in line for line in summary), summary
     assert any("Speech-to-text" in line for line in summary), summary
     assert any("Ollama" in line for line in summary), summary
+    # The HTTPS front door is on by default: its line must say it answers too.
+    assert any(line.startswith("Front door") and "https://" in line for line in summary), summary
     assert "NOT ANSWERING" not in out
 
 
