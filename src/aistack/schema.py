@@ -38,6 +38,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("client_key", "path or null"),
         Field("storage_pool", "string", default="default"),
         Field("storage_driver", "string", default="dir"),
+        Field("network_acls", "boolean", default=True),
     ),
     "image_build": (
         Field("alias", "string", default="aistack/debian-12"),
@@ -69,6 +70,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("ephemeral", "boolean", default=None),
         Field("vars", "mapping", default={}),
         Field("wiring", "mapping", default={}),
+        Field("allow", "mapping", default={}),
     ),
     "wiring": (
         Field("ollama_server", "machine name"),
@@ -108,6 +110,7 @@ class GlobalSettings:
     client_key: str | None
     storage_pool: str
     storage_driver: str
+    network_acls: bool = True
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,19 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class Allow:
+    """Extra sources for one port of a machine (``allow:`` in infra.yml).
+
+    ``role`` names the service when the key was a role, ``port`` is set when
+    the key was a TCP port number; ``sources`` are machine names or IPv4 CIDRs.
+    """
+
+    role: str
+    port: int | None
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Machine:
     name: str
     domain: str
@@ -143,6 +159,7 @@ class Machine:
     vars: dict[str, Any]
     wiring: dict[str, str]
     needs_gpu: bool
+    allow: tuple[Allow, ...] = ()
 
 
 @dataclass(frozen=True)
