@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import acl, addressing
+from . import acl, addressing, secrets
 from .schema import GPU_PROFILE, Domain, Infra, Machine
 from .validate import Checked
 
@@ -152,6 +152,7 @@ def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, A
         },
         "aistack_roles": list(machine.roles),
     }
+    result.update(secrets.generated(machine))
     wired = checked.wiring.get(machine.name)
     if wired:
         result.update({k: v for k, v in wired.variables.items() if k not in machine.vars})

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import acl, addressing, wiring
 from .errors import AistackError, Issue
-from .loader import Document, KeyPath, format_path
+from .loader import Document, KeyPath, Vault, format_path
 from .schema import (
     DEFAULT_PROFILE,
     GPU_POLICIES,
@@ -59,6 +59,7 @@ def yaml_type(value: object) -> str:
         int: "an integer",
         float: "a number",
         type(None): "empty (null)",
+        Vault: "a !vault value (allowed only in a machine's vars)",
     }
     return names.get(type(value), type(value).__name__)
 
@@ -665,7 +666,7 @@ class _Checker:
             return all([self.plain_data(v, path + (str(k),)) for k, v in value.items()])
         if isinstance(value, list):
             return all([self.plain_data(v, path + (i,)) for i, v in enumerate(value)])
-        if value is None or isinstance(value, str | int | float | bool):
+        if value is None or isinstance(value, str | int | float | bool | Vault):
             return True
         self.error(
             path,
