@@ -304,12 +304,14 @@ def check(
                 "STT API to open; remove stt_port",
             )
         else:
-            key = stt.vars.get(STT_KEY_VAR)
-            if not isinstance(key, str) or not key:
+            # Without the key in vars, `aistack sync` generates one (secrets.py); only a key
+            # turned off on purpose (an empty value) leaves the API open, so that is refused.
+            if STT_KEY_VAR in stt.vars and not stt.vars[STT_KEY_VAR]:
                 report(
                     path + ("stt_port",),
-                    f"opening the STT API to the LAN needs an API key: set vars.{STT_KEY_VAR} "
-                    f"on machine {stt.name} (domains.{stt.domain}.machines.{stt.name}.vars), "
+                    f"opening the STT API to the LAN needs an API key, but vars.{STT_KEY_VAR} "
+                    f"of machine {stt.name} (domains.{stt.domain}.machines.{stt.name}.vars) "
+                    "turns it off: remove that line to use the generated key, set a key, "
                     "or remove stt_port",
                 )
             port = stt.vars.get("stt_server_port", 8000)

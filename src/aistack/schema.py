@@ -39,6 +39,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("client_key", "path or null"),
         Field("storage_pool", "string", default="default"),
         Field("storage_driver", "string", default="dir"),
+        Field("network_acls", "boolean", default=True),
     ),
     "image_build": (
         Field("alias", "string", default="aistack/debian-12"),
@@ -70,6 +71,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("ephemeral", "boolean", default=None),
         Field("vars", "mapping", default={}),
         Field("wiring", "mapping", default={}),
+        Field("allow", "mapping", default={}),
     ),
     "front_door": (
         Field("enabled", "boolean", default=True),
@@ -124,6 +126,7 @@ class GlobalSettings:
     client_key: str | None
     storage_pool: str
     storage_driver: str
+    network_acls: bool = True
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,19 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class Allow:
+    """Extra sources for one port of a machine (``allow:`` in infra.yml).
+
+    ``role`` names the service when the key was a role, ``port`` is set when
+    the key was a TCP port number; ``sources`` are machine names or IPv4 CIDRs.
+    """
+
+    role: str
+    port: int | None
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Machine:
     name: str
     domain: str
@@ -159,6 +175,7 @@ class Machine:
     vars: dict[str, Any]
     wiring: dict[str, str]
     needs_gpu: bool
+    allow: tuple[Allow, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,11 @@ ADMIN_EMAIL = "admin@aistack.lan"
 SCREENSHOTS = Path("/tmp/aistack-e2e-browser")
 
 
+def _stt_key(checkout) -> str:
+    """The key the stack made for the STT service, where the docs say it lives."""
+    return (checkout.path / ".aistack" / "secrets" / "stt_api_key-ai").read_text().split()[0]
+
+
 def _words(text: str) -> list[str]:
     return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
 
@@ -200,11 +205,17 @@ def test_stt_answers_from_inside_the_open_webui_container(stack, tmp_path):
                    check=True)
     out = subprocess.run(
         ["incus", "exec", "--project", PROJECT, "web", "--",
-         "curl", "-sf", "-F", "file=@/tmp/command.wav", "-F", "model=whisper-1",
+         "curl", "-sf", "-H", f"Authorization: Bearer {_stt_key(stack['checkout'])}",
+         "-F", "file=@/tmp/command.wav", "-F", "model=whisper-1",
          f"{STT_URL}/v1/audio/transcriptions"],
         capture_output=True, text=True, check=True,
     )
     assert _words(json.loads(out.stdout)["text"]) == _words(SENTENCE)
+
+
+def test_stt_refuses_a_client_without_the_generated_key(stack):
+    response = httpx.get(f"{STT_URL}/v1/models", timeout=30)
+    assert response.status_code == 401, response.text
 
 
 def test_second_apply_changes_nothing(stack):
@@ -247,6 +258,7 @@ def test_make_check_changes_nothing(stack):
     ).stdout
     result = stack["checkout"].make("check", stack["args"])
     assert result.returncode == 0, result.output[-6000:]
+    assert _stt_key(stack["checkout"]) not in result.output
     assert all(t["changed"] == 0 for t in result.recap().values()), result.recap()
     assert _incus_state() == before
     after = subprocess.run(
@@ -274,6 +286,7 @@ def test_model_switch_in_host_vars_takes_effect(stack):
         f"{STT_URL}/v1/audio/transcriptions",
         files={"file": ("fr.wav", french, "audio/wav")},
         data={"model": "whisper-1", "response_format": "verbose_json"},
+        headers={"Authorization": f"Bearer {_stt_key(stack['checkout'])}"},
         timeout=120,
     )
     assert response.status_code == 200, response.text

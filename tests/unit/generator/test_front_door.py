@@ -112,12 +112,21 @@ def test_listen_addresses_ports_names_and_stt_api_with_a_key(ws: Workspace) -> N
     assert "sekret" not in ws.read("host_vars/web.yml")
 
 
-def test_stt_api_without_a_key_is_refused_naming_the_variable(ws: Workspace) -> None:
-    lines = errors(ws, with_door("  stt_port: 8443\n"))
+def test_stt_api_with_the_key_turned_off_is_refused_naming_the_variable(ws: Workspace) -> None:
+    lines = errors(
+        ws, with_door("  stt_port: 8443\n", stt_vars='          stt_server_api_key: ""\n')
+    )
     assert any(
         ": front_door.stt_port: " in line and "stt_server_api_key" in line and "machine ai" in line
         for line in lines
     ), lines
+
+
+def test_stt_api_with_the_generated_key_is_opened(ws: Workspace) -> None:
+    ws.write(with_door("  stt_port: 8443\n"))
+    assert ws.sync().code == 0, ws.run("validate", str(ws.infra))
+    ai = yaml.safe_load(ws.read("host_vars/ai.yml"))
+    assert "lookup('ansible.builtin.password'" in ai["stt_server_api_key"]
 
 
 def test_every_bad_value_is_reported_at_once_with_its_line(ws: Workspace) -> None:

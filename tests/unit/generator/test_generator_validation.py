@@ -109,6 +109,21 @@ CASES = [
      "domains.lab.machines.web.wiring.stt_server", "does not carry role stt_server"),
     ("no ollama for open_webui", "roles: [ollama_server, stt_server]", "roles: [stt_server]",
      "domains.lab.machines.web.roles", "needs a machine with role ollama_server"),
+    ("allow for a role the machine lacks", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {stt_server: [ai]}",
+     "domains.lab.machines.web.allow.stt_server", "it serves: open_webui"),
+    ("allow from an unknown machine", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {open_webui: [laptop]}",
+     "domains.lab.machines.web.allow.open_webui[0]", "'laptop' is neither a machine"),
+    ("allow from a bad network", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {open_webui: [192.168.1.5/24]}",
+     "domains.lab.machines.web.allow.open_webui[0]", "not an IPv4 network"),
+    ("allow with an empty list", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {8080: []}",
+     "domains.lab.machines.web.allow.8080", "non-empty list"),
+    ("network_acls not a boolean", "  storage_pool: default\n",
+     "  storage_pool: default\n  network_acls: sometimes\n",
+     "global.network_acls", "true or false"),
 ]
 
 
