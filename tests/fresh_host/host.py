@@ -91,7 +91,8 @@ def create(log_dir: Path) -> FreshHost:
     # Kernel modules belong to the kernel the container shares: the nested host cannot
     # load br_netfilter (its network ACLs need it) from its own /lib/modules, which has
     # none for this kernel. A real host loads it itself (playbooks/infra.yml).
-    subprocess.run(["modprobe", "br_netfilter"], check=True)
+    if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        subprocess.run(["modprobe", "br_netfilter"], check=True)
     incus("network", "create", BRIDGE, f"ipv4.address={GATEWAY}", "ipv4.nat=true",
           "ipv6.address=none")
     incus("project", "create", PROJECT, "--config", "features.images=false",
