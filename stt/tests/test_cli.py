@@ -210,3 +210,15 @@ def test_check_of_a_missing_env_file_is_one_line(tmp_path):
     assert run.returncode == 2
     assert "cannot read" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_the_readme_inside_table_names_every_module() -> None:
+    stt = Path(__file__).resolve().parents[1]
+    package = stt / "src" / "aistack_stt"
+    readme = (stt / "README.md").read_text()
+    inside = readme[readme.index("## Inside") : readme.index("## Tests")]
+    modules = {
+        str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py"
+    }
+    missing = sorted(m for m in modules if f"| `{m}` |" not in inside)
+    assert not missing, f"stt/README.md's Inside table does not name {missing}"

@@ -68,9 +68,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
 
 @pytest.fixture(scope="module")
 def roomy(models_dir: Path):
-    """Default queue; commands of up to 10 s take the hot lane."""
+    """Default queue; commands of up to 10 s take the hot lane.
+
+    The bulk lane waits for a burst to finish arriving until nothing came for a fifth of
+    AISTACK_STT_BATCH_WAIT_S. The default (50 ms of quiet) is a race on a loaded 2-core
+    machine, where six uploads can arrive further apart; 5 s (1 s of quiet) makes "requests
+    sent together are batched together" hold there too, and costs a lone long file 1 s.
+    """
     server = start(
-        Settings(model_dir=models_dir, **SETTINGS), env={"AISTACK_STT_SHORT_AUDIO_S": "10"}
+        Settings(model_dir=models_dir, **SETTINGS),
+        env={"AISTACK_STT_SHORT_AUDIO_S": "10", "AISTACK_STT_BATCH_WAIT_S": "5"},
     )
     yield server
     stop(server)
