@@ -53,7 +53,9 @@ class ProtocolAdapter(Protocol):
         """A transcription failed for a reason the client must hear: report and close."""
 
 
-async def receive_loop(websocket: WebSocket, limits: StreamLimits, adapter: ProtocolAdapter):
+async def receive_loop(
+    websocket: WebSocket, limits: StreamLimits, adapter: ProtocolAdapter
+) -> None:
     try:
         await adapter.opened()
         while True:
