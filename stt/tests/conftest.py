@@ -11,8 +11,9 @@ import os
 # The hub is unreachable here; offline mode makes huggingface_hub answer from the model
 # directory at once instead of timing out. Set before huggingface_hub is imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
-# Test servers leave the Wyoming port alone unless a test asks for it (test_wyoming*.py):
-# several test runs share this machine, and 10300 is one port.
+# Servers started as processes (`aistack-stt serve` in test_cli.py and the like) leave the
+# Wyoming port alone unless a test asks for it (test_wyoming*.py): several test runs share
+# this machine, and 10300 is one port. In-process servers: stt_testkit.start_server.
 os.environ.setdefault("AISTACK_STT_WYOMING_ENABLED", "false")
 
 import sys  # noqa: E402

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -87,6 +87,9 @@ class LiveServer:
 
 
 def start_server(settings: Settings) -> LiveServer:
+    # HTTP test servers leave the Wyoming port alone (test_wyoming*.py start their own): several
+    # test runs share this machine, and 10300 is one port.
+    settings = replace(settings, wyoming=replace(settings.wyoming, enabled=False))
     port = _free_port()
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")

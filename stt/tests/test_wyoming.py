@@ -17,6 +17,7 @@ import threading
 import time
 import wave
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ import uvicorn
 from aistack_stt import __version__
 from aistack_stt.app import create_app
 from aistack_stt.cli import check
-from aistack_stt.config import Settings
+from aistack_stt.config import Settings, load_settings
 from aistack_stt.wyoming import WyomingSettings
 from stt_testkit import Speech, _free_port
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -68,7 +69,7 @@ class WyomingLive:
 @pytest.fixture(scope="module")
 def wyoming_server(models_dir: Path) -> Iterator[WyomingLive]:
     settings = Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2)
-    app = create_app(settings, wyoming=LIMITS)
+    app = create_app(replace(settings, wyoming=LIMITS))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -243,7 +244,7 @@ def test_refused_requests_answer_an_error_and_keep_the_connection(
     ("environ", "message"),
     [
         ({"AISTACK_STT_WYOMING_ENABLED": "maybe"}, "not a boolean"),
-        ({"AISTACK_STT_WYOMING_PORT": "ten"}, "not a whole number"),
+        ({"AISTACK_STT_WYOMING_PORT": "ten"}, "AISTACK_STT_WYOMING_PORT='ten' is not a number"),
         ({"AISTACK_STT_WYOMING_PORT": "70000"}, "out of range"),
         ({"AISTACK_STT_WYOMING_MAX_CONNECTIONS": "0"}, "max_connections 0"),
         ({"AISTACK_STT_WYOMING_MAX_AUDIO_S": "0.5"}, "max_audio_s 0.5"),
@@ -262,8 +263,10 @@ def test_wyoming_settings_are_known_and_read_from_the_environment() -> None:
         "AISTACK_STT_WYOMING_ALLOW": "",
     }
     assert check(environ) == []
-    settings = WyomingSettings.from_env(environ)
+    settings = load_settings(environ=environ).wyoming
     assert (settings.enabled, settings.port, settings.networks()) == (False, 10301, [])
+    flags = load_settings({"wyoming_port": "10302", "wyoming_enabled": "yes"}, environ=environ)
+    assert (flags.wyoming.enabled, flags.wyoming.port) == (True, 10302)
     assert WyomingSettings().port == 10300 and WyomingSettings().enabled
 
 

@@ -2,8 +2,9 @@
 
 Routers live in their own modules (`api.py` for the OpenAI/Speaches API, `health.py` for
 liveness, readiness and metrics); more can be added with `app.include_router`. Shared objects
-are kept on `app.state`: `settings`, `metrics`, `models` (ModelManager), `engine` (anything
-with Engine's `transcribe` coroutine) and `readiness`.
+are kept on `app.state`: `settings`, `metrics`, `models` (ModelManager), `engine` (a
+`Transcriber`, engine.py: the scheduler unless one is passed in), `sessions` (live sessions
+open now) and `readiness`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from starlette.responses import Response
 from . import __version__
 from .api import router as api_router
 from .config import Settings
+from .engine import Transcriber
 from .errors import APIError, error_response, install_handlers
 from .health import router as health_router
+from .live import create_live_router
 from .metrics import Metrics
 from .models import ModelManager
-from .scheduler import Scheduler, SchedulerSettings, install_queue_full_handler
-from .streaming import StreamLimits, create_streaming_router
-from .wyoming import Services, WyomingServer, WyomingSettings
+from .scheduling import Scheduler
+from .wyoming import Services, WyomingServer
 
 log = logging.getLogger("aistack_stt")
 
@@ -124,12 +126,12 @@ def _route_label(request: Request) -> str:
 
 
 def create_app(
-    settings: Settings, *, load_default: bool = True, wyoming: WyomingSettings | None = None
+    settings: Settings, *, load_default: bool = True, engine: Transcriber | None = None
 ) -> FastAPI:
     """Build the app. The default model loads in the background so /health answers at once.
 
-    `wyoming` defaults to the AISTACK_STT_WYOMING_* variables; the Wyoming server starts and
-    stops with the app.
+    With `settings.wyoming.enabled` the Wyoming server is built here and starts and stops
+    with the app (its port is taken at start, or earlier by `app.state.wyoming.bind()`).
     """
 
     @contextlib.asynccontextmanager
@@ -139,7 +141,7 @@ def create_app(
                 target=_load_default, args=(app,), name="aistack-stt-preload", daemon=True
             ).start()
         app.state.models.start_sweeper()
-        # -- Wyoming glue (issue 16): the server shares this loop, engine, models, metrics.
+        # The Wyoming server shares this loop, engine, models and metrics.
         if app.state.wyoming is not None:
             await app.state.wyoming.start()
         try:
@@ -155,21 +157,21 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.models = ModelManager(settings, metrics)
-    # Lanes, batching and the bounded queue (scheduler.py); tuned by AISTACK_STT_* variables.
-    app.state.engine = Scheduler(app.state.models, SchedulerSettings.from_env(), metrics)
+    # Lanes, batching and the bounded queue (scheduling/), tuned by settings.scheduler.
+    app.state.engine = engine or Scheduler(app.state.models, settings.scheduler, metrics)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
     install_handlers(app)
-    install_queue_full_handler(app)
     app.add_middleware(_Guard)
     app.include_router(health_router)
     app.include_router(api_router)
-    app.state.streams = create_streaming_router(StreamLimits.from_env())
-    app.include_router(app.state.streams)
-    # -- Wyoming glue (issue 16): settings, and what a connection may use of the app.
-    wyoming = WyomingSettings.from_env() if wyoming is None else wyoming
+    live = create_live_router(settings.stream)
+    app.state.sessions = live.sessions
+    app.include_router(live.router)
+    # The Wyoming server (settings.wyoming): what a connection may use of the app. It talks
+    # to the same engine through the `Transcriber` protocol, like every other protocol.
     app.state.wyoming = None
-    if wyoming.enabled:
+    if settings.wyoming.enabled:
         services = Services(
             engine=app.state.engine,
             models=app.state.models,
@@ -177,5 +179,5 @@ def create_app(
             beam_size=settings.beam_size,
             language=settings.language,
         )
-        app.state.wyoming = WyomingServer(wyoming, services)
+        app.state.wyoming = WyomingServer(settings.wyoming, services)
     return app

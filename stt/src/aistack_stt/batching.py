@@ -25,6 +25,8 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
+from .engine import TranscriptionRequest
+
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
@@ -44,6 +46,18 @@ class DecodeOptions:
     temperatures: tuple[float, ...] = FALLBACK_TEMPERATURES
     prompt: str | None = None
     word_timestamps: bool = False
+
+    @classmethod
+    def for_request(cls, request: TranscriptionRequest) -> DecodeOptions:
+        """A temperature asked for is used alone; none (or 0) gets the fallback schedule."""
+        temps = (float(request.temperature),) if request.temperature else FALLBACK_TEMPERATURES
+        return cls(
+            task=request.task,
+            beam_size=request.beam_size,
+            temperatures=temps,
+            prompt=request.prompt or None,
+            word_timestamps=request.word_timestamps,
+        )
 
 
 @dataclass

@@ -24,18 +24,17 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from ..engine import Segment, SegmentCallback, TranscriptionRequest, TranscriptionResult
+from ..config import WyomingSettings
+from ..engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
 from ..errors import APIError
 from ..metrics import Metrics
 from ..models import ModelManager
 from .audio import AudioBuffer, AudioFormatError, AudioTooLong, PcmFormat
 from .events import Event, ProtocolError, read_event, write_event
 from .info import WHISPER_LANGUAGES, info_event, pick_model
-from .settings import WyomingSettings
 
 log = logging.getLogger("aistack_stt.wyoming")
 
@@ -47,19 +46,11 @@ class ClientGone(Exception):
     """The peer closed or reset the connection while we were busy for it."""
 
 
-class TranscribingEngine(Protocol):
-    """Engine's and the scheduler's one coroutine: all this adapter needs of either."""
-
-    async def transcribe(
-        self, request: TranscriptionRequest, on_segment: SegmentCallback | None = None
-    ) -> TranscriptionResult: ...
-
-
 @dataclass(frozen=True)
 class Services:
     """What a connection uses of the app: the engine, the models, metrics, request defaults."""
 
-    engine: TranscribingEngine
+    engine: Transcriber  # the app's engine (the scheduler); only `transcribe` is used
     models: ModelManager
     metrics: Metrics
     beam_size: int = 5

@@ -11,9 +11,9 @@ import contextlib
 import logging
 import socket
 
+from ..config import WyomingSettings
 from .events import Event, write_event
 from .handler import Connection, Services
-from .settings import WyomingSettings
 
 log = logging.getLogger("aistack_stt.wyoming")
 
