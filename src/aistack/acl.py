@@ -34,6 +34,9 @@ MAX_ACL_NAME = 63
 # Port variable of each service role; Open WebUI's is not part of the wiring.
 SERVICE_PORT_VARS = {**PORT_VARS, CONSUMER_ROLE: "open_webui_port"}
 SERVICE_ROLES = tuple(SERVICE_PORT_VARS)
+# aistack-stt's Wyoming server (Home Assistant) is no wired service: the host reaches it,
+# and allow: opens it to Home Assistant. The stt_server role's defaults: on, port 10300.
+WYOMING_PORT = 10300
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,11 @@ def build(infra: Infra, wired: dict[str, dict[str, str]]) -> dict[str, Acl]:
             for role in SERVICE_ROLES:
                 if role in machine.roles:
                     ports.setdefault(service_port(machine, role), (role, [host]))
+            if "stt_server" in machine.roles and machine.vars.get(
+                "stt_server_wyoming_enabled", True
+            ):
+                port = int(machine.vars.get("stt_server_wyoming_port", WYOMING_PORT))
+                ports.setdefault(port, ("wyoming", [host]))
             for grant in all_grants:
                 if grant.provider is machine:
                     _, sources = ports.setdefault(grant.port, (grant.role, [host]))

@@ -47,6 +47,7 @@ def test_each_service_port_opens_to_its_wired_clients_and_the_host(ws: Workspace
     assert opened(lab) == {
         ("10.100.10.10", "11434"): ["10.100.10.1", "10.100.10.20"],
         ("10.100.10.10", "8000"): ["10.100.10.1", "10.100.10.20"],
+        ("10.100.10.10", "10300"): ["10.100.10.1"],
         ("10.100.10.20", "8080"): ["10.100.10.1"],
     }
     assert all(rule["action"] == "allow" for rule in lab["ingress"] + lab["egress"])
@@ -105,6 +106,24 @@ def test_a_custom_service_port_moves_the_rule(ws: Workspace) -> None:
         "roles: [ollama_server, stt_server]\n        vars: {stt_server_port: 9000}",
     )
     assert ("10.100.10.10", "9000") in opened(acls(ws, text)["lab"])
+
+
+def test_wyoming_opens_to_the_host_and_allow_widens_it_or_it_is_closed_when_off(
+    ws: Workspace,
+) -> None:
+    widened = EXAMPLE.replace(
+        "roles: [ollama_server, stt_server]",
+        "roles: [ollama_server, stt_server]\n        allow: {10300: [192.168.1.0/24]}",
+    )
+    assert opened(acls(ws, widened)["lab"])[("10.100.10.10", "10300")] == [
+        "10.100.10.1",
+        "192.168.1.0/24",
+    ]
+    off = EXAMPLE.replace(
+        "roles: [ollama_server, stt_server]",
+        "roles: [ollama_server, stt_server]\n        vars: {stt_server_wyoming_enabled: false}",
+    )
+    assert ("10.100.10.10", "10300") not in opened(acls(ws, off)["lab"])
 
 
 def test_network_acls_false_writes_none(ws: Workspace) -> None:
