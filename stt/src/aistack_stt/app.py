@@ -28,6 +28,7 @@ from .health import router as health_router
 from .metrics import Metrics
 from .models import ModelManager
 from .scheduler import Scheduler, SchedulerSettings, install_queue_full_handler
+from .speech_gate import SpeechGate
 from .streaming import StreamLimits, create_streaming_router
 
 log = logging.getLogger("aistack_stt")
@@ -144,7 +145,9 @@ def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
     app.state.metrics = metrics
     app.state.models = ModelManager(settings, metrics)
     # Lanes, batching and the bounded queue (scheduler.py); tuned by AISTACK_STT_* variables.
-    app.state.engine = Scheduler(app.state.models, SchedulerSettings.from_env(), metrics)
+    app.state.engine = SpeechGate(
+        Scheduler(app.state.models, SchedulerSettings.from_env(), metrics)
+    )
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
     install_handlers(app)

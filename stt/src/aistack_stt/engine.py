@@ -26,6 +26,8 @@ from .audio import duration
 from .errors import APIError
 from .metrics import Metrics
 from .models import ModelManager
+from .silence import DEFAULT as DEFAULT_SILENCE
+from .silence import SilenceOptions
 
 TASKS = ("transcribe", "translate")
 
@@ -40,6 +42,7 @@ class TranscriptionRequest:
     temperature: float | None = None  # None or 0: faster-whisper's fallback schedule
     word_timestamps: bool = False
     beam_size: int = 5
+    silence: SilenceOptions = DEFAULT_SILENCE  # silence.py: VAD gate and no-speech thresholds
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,9 @@ class Engine:
                 temperature=temperature,
                 initial_prompt=request.prompt or None,
                 word_timestamps=request.word_timestamps,
+                no_speech_threshold=request.silence.no_speech_threshold,
+                log_prob_threshold=request.silence.log_prob_threshold,
+                compression_ratio_threshold=request.silence.compression_ratio_threshold,
             )
             segments: list[Segment] = []
             for raw in raw_segments:  # decoding happens while iterating

@@ -330,6 +330,7 @@ class Scheduler:
             temperatures=temps,
             prompt=request.prompt or None,
             word_timestamps=request.word_timestamps,
+            silence=request.silence,
         )
         loop = asyncio.get_running_loop()
         with self._lock:
