@@ -286,13 +286,15 @@ def table(results: dict[str, PathResult], meta: dict, args: argparse.Namespace) 
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, section: str = SECTION) -> None:
+    """Replace `section` (up to the next `## `) of docs/benchmarks.md, or append it."""
     doc = ROOT / "docs" / "benchmarks.md"
     body = doc.read_text()
-    if SECTION in body:
-        start = body.index(SECTION)
-        end = body.find("\n## ", start + len(SECTION))
-        body = body[:start] + text + (body[end + 1 :] if end != -1 else "")
+    if section in body:
+        start = body.index(section)
+        end = body.find("\n## ", start + len(section))
+        rest = body[end + 1 :] if end != -1 else ""
+        body = body[:start] + text.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
     else:
         body = body.rstrip("\n") + "\n\n" + text
     doc.write_text(body)
