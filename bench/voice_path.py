@@ -2,7 +2,7 @@
 """The voice path as a person uses it: words and latency of spoken commands via Open WebUI.
 
 Usage: .venv/bin/python bench/voice_path.py --owui-python /tmp/owui-venv/bin/python
-           [--rounds N] [--model DIR] [--voices N] [--write]
+           [--rounds N] [--model DIR] [--voices N] [--language-check MODEL_DIR] [--write]
 
 Open WebUI (pinned version, from PyPI, in its own virtual environment: `python3 -m venv
 /tmp/owui-venv && /tmp/owui-venv/bin/pip install open-webui==0.12.4`) runs twice on this
@@ -246,6 +246,47 @@ def run(args: argparse.Namespace) -> tuple[dict[str, PathResult], dict]:
             shutil.rmtree(work, ignore_errors=True)
 
 
+FRENCH = "Bonjour, je voudrais un café et un croissant, s'il vous plaît."
+
+
+def language_check(args: argparse.Namespace) -> str:
+    """French speech through Open WebUI (bypassing) with a multilingual model: picked or not."""
+    work = Path(tempfile.mkdtemp(prefix="voice-language-"))
+    raw = voice_corpus.speak(FRENCH, "fr", 150, work / "french.wav")
+    webm = browser_recording(raw, work / "french.webm")
+    procs = []
+    lines = [
+        "",
+        f"Language through Open WebUI (bypassing, model `{args.language_check.name}`): the "
+        "French sentence recorded as WebM/Opus, posted with the user's Speech-to-Text "
+        "language as Open WebUI's frontend sends it:",
+        "",
+    ]
+    try:
+        stt, stt_url = start_stt(args.language_check, work / "stt.log")
+        procs.append(stt)
+        proc, url, token = start_owui(
+            args.owui_python, stt_url, work / "owui", True, work / "owui.log"
+        )
+        procs.append(proc)
+        with httpx.Client(timeout=120) as client:
+            for language in ("fr", None, "en"):
+                resp = client.post(
+                    url + "/api/v1/audio/transcriptions",
+                    files={"file": ("recording.wav", webm.read_bytes(), "audio/webm")},
+                    data={"language": language} if language else {},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                resp.raise_for_status()
+                label = f"`language={language}`" if language else "no language (detected)"
+                lines.append(f"- {label}: {resp.json()['text']!r}")
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+    return "\n".join(lines) + "\n"
+
+
 def table(results: dict[str, PathResult], meta: dict, args: argparse.Namespace) -> str:
     direct = statistics.median(results["direct"].latencies)
     lines = [
@@ -308,10 +349,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--voices", type=int, default=len(voice_corpus.VOICES))
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
+    parser.add_argument(
+        "--language-check",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="also post French through Open WebUI to this multilingual model",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     results, meta = run(args)
     text = table(results, meta, args)
+    if args.language_check:
+        text += language_check(args)
     print(text)
     if args.write:
         write_section(text)
