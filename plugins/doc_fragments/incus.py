@@ -9,8 +9,9 @@ options:
   url:
     description:
       - Where the Incus API listens.
-      - A path is a local unix socket; C(https://host:8443) is a remote that
-        needs O(client_cert) and O(client_key) trusted by the server.
+      - A path (or C(unix:/path), C(unix:///path)) is a local unix socket;
+        C(https://host:8443) is a remote that needs O(client_cert) and
+        O(client_key) trusted by the server.
       - When omitted, the local socket C(/var/lib/incus/unix.socket) (or
         C($INCUS_DIR/unix.socket)) is used.
     type: str

@@ -12,10 +12,13 @@ from dataclasses import asdict, dataclass
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
+# The engine's lists (stt/src/aistack_stt/config.py), copied because this plugin runs on the
+# controller without the stt package; tests/unit/test_stt_engine_lists.py keeps them equal.
 DEVICES = ("auto", "cpu", "cuda")
-# CTranslate2 compute types; "default" keeps the type the model was converted with.
+# CTranslate2 compute types; "auto" (like empty) is the device's default.
 COMPUTE_TYPES = (
     "default",
+    "auto",
     "int8",
     "int8_float32",
     "int8_float16",
@@ -48,6 +51,8 @@ def choose_runtime(
     """Resolve `auto` and empty settings against what the container really has."""
     device = (device or "").strip() or "auto"
     quantization = (quantization or "").strip()
+    if quantization == "auto":
+        quantization = ""  # the device's default, as the engine itself resolves auto
     model = (model or "").strip()
     if device not in DEVICES:
         raise ValueError(f"stt_server_device is {device!r}; use one of {', '.join(DEVICES)}")

@@ -66,11 +66,20 @@ def _default_socket() -> str:
     return DEFAULT_SOCKETS[0]
 
 
+def _socket_path(url: str) -> str:
+    """`unix:/path` and `unix:///path` (Incus's own spelling) name a socket path."""
+    if url.startswith("unix://"):
+        return url[len("unix://"):] or _default_socket()
+    if url.startswith("unix:"):
+        return url[len("unix:"):] or _default_socket()
+    return url
+
+
 class IncusApi:
     """Thin typed wrapper over pylxd's API tree: get, create, update, delete."""
 
     def __init__(self, params: dict):
-        url = params.get("url") or _default_socket()
+        url = _socket_path(params.get("url") or _default_socket())
         self.timeout = params.get("timeout") or 120
         cert = None
         verify: bool | str = True

@@ -14,6 +14,13 @@ END = "# END aistack managed block"
 _BEGIN_TAG = "# BEGIN aistack managed block"
 
 
+class _CheckLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Reads the combined file only to check it; !vault values stay opaque strings."""
+
+
+_CheckLoader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
+
+
 class BlockError(ValueError):
     """The markers in an existing file are damaged; the message says how to repair them."""
 
@@ -71,7 +78,7 @@ def compose(existing: str | None, body: str) -> str:
         )
     if not _outside_is_trivial(outside):
         try:
-            parsed = yaml.load(result, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            parsed = yaml.load(result, Loader=_CheckLoader)  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:
             raise BlockError(
                 f"your text outside the managed block does not combine with it "

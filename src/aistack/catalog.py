@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import AistackError, Issue
-from .schema import HOST_ONLY_ROLES
+from .schema import GENERATED_ROLES, HOST_ONLY_ROLES
 
 # src/aistack/catalog.py → the collection root, for an editable install in a checkout.
 _COLLECTION_ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +34,13 @@ def roles_dir_for(infra_path: Path, explicit: Path | None = None) -> Path:
 
 
 def machine_roles(roles_dir: Path) -> frozenset[str]:
-    """Role names machines may use: every role directory except the host-only ones."""
+    """Role names machines may use: every role directory except the host-only ones
+    and those the generator assigns itself (front_door)."""
     return frozenset(
         entry.name
         for entry in roles_dir.iterdir()
         if entry.is_dir()
         and not entry.name.startswith((".", "_"))
         and entry.name not in HOST_ONLY_ROLES
+        and entry.name not in GENERATED_ROLES
     )

@@ -3,7 +3,8 @@
 PyYAML's dumper does not indent lists under their key and cannot fold long
 strings in a way yamllint's default rules accept; this writer does both, is
 deterministic (keys keep their order) and fast enough for 500 machines.
-Only plain data is supported: mappings, lists, strings, numbers, booleans, null.
+Only plain data is supported: mappings, lists, strings, numbers, booleans, null,
+and Ansible Vault values (``!vault``) passed through from infra.yml.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import math
 import re
 from typing import Any
+
+from .loader import VAULT_TAG, Vault
 
 WIDTH = 80
 INDENT = "  "
@@ -119,6 +122,10 @@ def _lines(value: Any, depth: int) -> list[str]:
 
 
 def _inline(prefix: str, value: Any, depth: int) -> list[str]:
+    if isinstance(value, Vault):
+        # A literal block, indented below its key or list dash, as ansible-vault prints it.
+        pad = INDENT * (depth + 1)
+        return [f"{prefix}{VAULT_TAG} |"] + [pad + line for line in value.ciphertext.splitlines()]
     if isinstance(value, dict):
         return [prefix + "{}"]
     if isinstance(value, list):

@@ -22,6 +22,17 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 KeyPath = tuple[str | int, ...]
 _STR = "tag:yaml.org,2002:str"
+VAULT_TAG = "!vault"
+
+
+@dataclass(frozen=True)
+class Vault:
+    """An Ansible Vault value (``!vault |``): carried to host_vars as it was written.
+
+    The generator never decrypts it; Ansible does, with the user's vault password.
+    """
+
+    ciphertext: str
 
 
 def format_path(path: KeyPath) -> str:
@@ -79,6 +90,8 @@ class _Walker:
         # them keeps a 500-machine file well inside the sync time budget.
         if node.tag == _STR:
             return node.value
+        if node.tag == VAULT_TAG and isinstance(node, yaml.ScalarNode):
+            return Vault(node.value)
         return self.loader.construct_object(node, deep=True)
 
     def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[Any, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import addressing
+from . import acl, addressing, front_door, secrets
 from .schema import GPU_PROFILE, Domain, Infra, Machine
 from .validate import Checked
 
@@ -63,7 +63,9 @@ def _instance_devices(domain: Domain, machine: Machine) -> dict[str, dict[str, s
     return devices
 
 
-def all_vars(infra: Infra) -> dict[str, Any]:
+def all_vars(checked: Checked) -> dict[str, Any]:
+    infra = checked.infra
+    acls = network_acls(checked)
     s = infra.settings
     domains: dict[str, Any] = {}
     for domain in infra.domains:
@@ -81,6 +83,7 @@ def all_vars(infra: Infra) -> dict[str, Any]:
             "ephemeral": domain.ephemeral,
             "profiles": domain_profiles(domain),
             "machines": [m.name for m in domain.machines],
+            "network_acl": acls.get(domain.name),
         }
     build = s.image_build
     return {
@@ -112,7 +115,7 @@ def domain_vars(infra: Infra, domain: Domain) -> dict[str, Any]:
     }
 
 
-def inventory(domain: Domain) -> dict[str, Any]:
+def inventory(domain: Domain, door: front_door.FrontDoor | None = None) -> dict[str, Any]:
     groups: dict[str, Any] = {
         ALL_GROUP: {"children": {domain.name: {}}},
         domain.name: {"hosts": {m.name: {} for m in domain.machines}},
@@ -120,7 +123,17 @@ def inventory(domain: Domain) -> dict[str, Any]:
     for machine in domain.machines:
         for role in machine.roles:
             groups.setdefault(role, {"hosts": {}})["hosts"][machine.name] = {}
+        if door is not None and door.machine == machine.name:
+            groups[front_door.ROLE] = {"hosts": {machine.name: {}}}
     return groups
+
+
+def network_acls(checked: Checked) -> dict[str, dict[str, Any]]:
+    """Domain name → the ACL of its bridge; empty when global.network_acls is false."""
+    if not checked.infra.settings.network_acls:
+        return {}
+    wired = {name: w.providers for name, w in checked.wiring.items()}
+    return {name: a.as_incus() for name, a in acl.build(checked.infra, wired).items()}
 
 
 def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, Any]:
@@ -141,6 +154,11 @@ def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, A
         },
         "aistack_roles": list(machine.roles),
     }
+    door = checked.front_door
+    if door is not None and door.machine == machine.name:
+        result["aistack_instance"]["devices"].update(front_door.devices(door))
+        result.update(front_door.role_vars(door))
+    result.update(secrets.generated(machine))
     wired = checked.wiring.get(machine.name)
     if wired:
         result.update({k: v for k, v in wired.variables.items() if k not in machine.vars})
@@ -151,9 +169,9 @@ def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, A
 def render(checked: Checked) -> dict[str, dict[str, Any]]:
     """Output path (relative to the output directory) → managed block content."""
     infra = checked.infra
-    files: dict[str, dict[str, Any]] = {"group_vars/all.yml": all_vars(infra)}
+    files: dict[str, dict[str, Any]] = {"group_vars/all.yml": all_vars(checked)}
     for domain in infra.domains:
-        files[f"inventory/{domain.name}.yml"] = inventory(domain)
+        files[f"inventory/{domain.name}.yml"] = inventory(domain, checked.front_door)
         files[f"group_vars/{domain.name}.yml"] = domain_vars(infra, domain)
         for machine in domain.machines:
             files[f"host_vars/{machine.name}.yml"] = host_vars(checked, domain, machine)

@@ -25,6 +25,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
     "top": (
         Field("global", "mapping", required=True),
         Field("domains", "mapping of domain", required=True),
+        Field("front_door", "mapping or null"),
     ),
     "global": (
         Field("base_subnet", "string", required=True),
@@ -38,6 +39,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("client_key", "path or null"),
         Field("storage_pool", "string", default="default"),
         Field("storage_driver", "string", default="dir"),
+        Field("network_acls", "boolean", default=True),
     ),
     "image_build": (
         Field("alias", "string", default="aistack/debian-12"),
@@ -69,6 +71,20 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("ephemeral", "boolean", default=None),
         Field("vars", "mapping", default={}),
         Field("wiring", "mapping", default={}),
+        Field("allow", "mapping", default={}),
+    ),
+    "front_door": (
+        Field("enabled", "boolean", default=True),
+        Field("machine", "machine name"),
+        Field("listen", "list of IPv4 addresses", default=()),
+        Field("https_port", "integer 1-65535", default=443),
+        Field("stt_port", "integer 1-65535 or null"),
+        Field("names", "list of DNS names or addresses", default=()),
+        Field("certificate", "mapping or null"),
+    ),
+    "front_door_certificate": (
+        Field("cert", "path", required=True),
+        Field("key", "path", required=True),
     ),
     "wiring": (
         Field("ollama_server", "machine name"),
@@ -80,6 +96,8 @@ GPU_POLICIES = ("exclusive", "shared")
 MACHINE_TYPES = ("lxc", "vm")
 # Roles that run on the Incus host itself and so cannot be given to a machine.
 HOST_ONLY_ROLES = frozenset({"incus_host"})
+# Roles the generator gives to machines itself (the front door goes to the Open WebUI machine).
+GENERATED_ROLES = frozenset({"front_door"})
 # Variables the generator owns in host_vars; a machine's vars must not reuse them.
 RESERVED_VARS = frozenset({"aistack_instance", "aistack_roles", "aistack_domain"})
 DEFAULT_PORTS = {"ollama_server": 11434, "stt_server": 8000, "open_webui": 8080}
@@ -108,6 +126,7 @@ class GlobalSettings:
     client_key: str | None
     storage_pool: str
     storage_driver: str
+    network_acls: bool = True
 
 
 @dataclass(frozen=True)
@@ -127,6 +146,19 @@ class Gpu:
 
 
 @dataclass(frozen=True)
+class Allow:
+    """Extra sources for one port of a machine (``allow:`` in infra.yml).
+
+    ``role`` names the service when the key was a role, ``port`` is set when
+    the key was a TCP port number; ``sources`` are machine names or IPv4 CIDRs.
+    """
+
+    role: str
+    port: int | None
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Machine:
     name: str
     domain: str
@@ -143,6 +175,7 @@ class Machine:
     vars: dict[str, Any]
     wiring: dict[str, str]
     needs_gpu: bool
+    allow: tuple[Allow, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from ipaddress import AddressValueError, IPv4Address
 from pathlib import Path
 from typing import Any
 
-from . import addressing, wiring
+from . import acl, addressing, front_door, wiring
 from .errors import AistackError, Issue
-from .loader import Document, KeyPath, format_path
+from .loader import Document, KeyPath, Vault, format_path
 from .schema import (
     DEFAULT_PROFILE,
     GPU_POLICIES,
@@ -24,6 +24,7 @@ from .schema import (
     MACHINE_TYPES,
     RESERVED_VARS,
     SECTIONS,
+    Allow,
     Domain,
     GlobalSettings,
     Gpu,
@@ -47,6 +48,7 @@ class Checked:
 
     infra: Infra
     wiring: dict[str, wiring.Wiring]
+    front_door: front_door.FrontDoor | None = None
 
 
 def yaml_type(value: object) -> str:
@@ -58,6 +60,7 @@ def yaml_type(value: object) -> str:
         int: "an integer",
         float: "a number",
         type(None): "empty (null)",
+        Vault: "a !vault value (allowed only in a machine's vars)",
     }
     return names.get(type(value), type(value).__name__)
 
@@ -199,6 +202,7 @@ class _Checker:
                     }
                 )
         default_image = self.image(data.get("default_image"), path + ("default_image",))
+        remote = self.string(data.get("remote"), path + ("remote",), "local") or "local"
         return GlobalSettings(
             base_subnet=str(base) if base_ok else "10.100",
             gpu_policy=self.choice(
@@ -209,8 +213,8 @@ class _Checker:
             ca_certificates=self.ca_certificates(
                 data.get("ca_certificates"), path + ("ca_certificates",)
             ),
-            remote=self.string(data.get("remote"), path + ("remote",), "local") or "local",
-            remote_url=self.remote_url(data.get("remote_url"), path + ("remote_url",)),
+            remote=remote,
+            remote_url=self.remote_url(data.get("remote_url"), path + ("remote_url",), remote),
             client_cert=self.existing_file(data.get("client_cert"), path + ("client_cert",)),
             client_key=self.existing_file(data.get("client_key"), path + ("client_key",)),
             storage_pool=self.string(data.get("storage_pool"), path + ("storage_pool",), "default")
@@ -219,6 +223,9 @@ class _Checker:
                 data.get("storage_driver"), path + ("storage_driver",), "dir"
             )
             or "dir",
+            network_acls=self.boolean(
+                data.get("network_acls"), path + ("network_acls",), default=True
+            ),
         )
 
     def image(self, value: Any, path: KeyPath) -> str | None:
@@ -232,8 +239,17 @@ class _Checker:
             return None
         return text
 
-    def remote_url(self, value: Any, path: KeyPath) -> str | None:
+    def remote_url(self, value: Any, path: KeyPath, remote: str) -> str | None:
         text = self.string(value, path)
+        # The modules reach a remote only through its address; they do not read the
+        # Incus client's remotes, so a remote other than "local" needs remote_url.
+        if text is None and remote != "local":
+            self.error(
+                path,
+                f"remote is '{remote}', but remote_url is not set; give the daemon's address "
+                "(https://host:8443, with client_cert and client_key) or set remote: local",
+            )
+            return None
         if text is not None and not text.startswith(("https://", "unix:")):
             self.error(
                 path,
@@ -467,6 +483,7 @@ class _Checker:
             text = self.string(target, path + ("wiring", key))
             if text is not None:
                 wiring_choice[key] = text
+        allow = self.allow(data.get("allow"), path + ("allow",), [r for _, r in roles])
         machine_type = self.choice(data.get("type"), path + ("type",), MACHINE_TYPES, "lxc")
         if gpu is not None and machine_type == "vm":
             self.error(
@@ -493,6 +510,7 @@ class _Checker:
             vars=vars_,
             wiring=wiring_choice,
             needs_gpu=needs_gpu,
+            allow=allow,
         )
 
     def ip(
@@ -587,13 +605,79 @@ class _Checker:
                 result[key] = item
         return result
 
+    def allow(self, value: Any, path: KeyPath, roles: list[str]) -> tuple[Allow, ...]:
+        """``allow:``: service role or TCP port → machine names and IPv4 networks."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.error(
+                path, f"must be a mapping of role or port to sources, not {yaml_type(value)}"
+            )
+            return ()
+        services = [r for r in roles if r in acl.SERVICE_ROLES]
+        result = []
+        for key, sources in value.items():
+            where = path + (str(key),)
+            role, port = "", None
+            if isinstance(key, str) and key in services:
+                role = key
+            elif isinstance(key, int) and not isinstance(key, bool) and 1 <= key <= 65535:
+                port = key
+            else:
+                served = ", ".join(services) or "none"
+                self.error(
+                    where,
+                    f"'{key}' is neither a service role of this machine (it serves: {served}) "
+                    "nor a TCP port 1–65535",
+                )
+                continue
+            if not isinstance(sources, list) or not sources:
+                self.error(
+                    where,
+                    "must be a non-empty list of machine names and IPv4 networks, "
+                    "like [web2, 192.168.1.0/24]",
+                )
+                continue
+            names = []
+            for index, source in enumerate(sources):
+                text, problem = acl.parse_source(source)
+                if problem:
+                    self.error(where + (index,), problem)
+                else:
+                    names.append(text)
+            result.append(Allow(role, port, tuple(names)))
+        return tuple(result)
+
+    def allow_sources(self, infra: Infra) -> None:
+        """Machine names in ``allow:`` must name machines; checked once all are known."""
+        known = {m.name for m in infra.machines}
+        for machine in infra.machines:
+            for entry in machine.allow:
+                key = entry.role or str(entry.port)
+                for index, source in enumerate(entry.sources):
+                    if "/" not in source and source not in known:
+                        self.error(
+                            (
+                                "domains",
+                                machine.domain,
+                                "machines",
+                                machine.name,
+                                "allow",
+                                key,
+                                index,
+                            ),
+                            f"'{source}' is neither a machine of infra.yml nor an IPv4 "
+                            "address or network; name a machine or write a CIDR "
+                            "like 192.168.1.0/24",
+                        )
+
     def plain_data(self, value: Any, path: KeyPath) -> bool:
         """Role variables are copied verbatim, so they must be data YAML writes back as is."""
         if isinstance(value, dict):
             return all([self.plain_data(v, path + (str(k),)) for k, v in value.items()])
         if isinstance(value, list):
             return all([self.plain_data(v, path + (i,)) for i, v in enumerate(value)])
-        if value is None or isinstance(value, str | int | float | bool):
+        if value is None or isinstance(value, str | int | float | bool | Vault):
             return True
         self.error(
             path,
@@ -601,6 +685,23 @@ class _Checker:
             "quote it to make it a string",
         )
         return False
+
+    def front_door(
+        self, value: Any, infra: Infra, resolved: dict[str, wiring.Wiring]
+    ) -> front_door.FrontDoor | None:
+        """The front door (front_door.py holds its rules); on unless the file turns it off."""
+        if isinstance(value, dict):
+            self.section(value, ("front_door",), "front_door")
+            if isinstance(value.get("certificate"), dict):
+                self.section(
+                    value["certificate"], ("front_door", "certificate"), "front_door_certificate"
+                )
+        stt_host = {
+            name: w.variables[wiring.STT_HOST]
+            for name, w in resolved.items()
+            if wiring.STT_HOST in w.variables
+        }
+        return front_door.check(value, infra, stt_host, self.error, self.existing_file)
 
     def gpu_policy(self, infra: Infra) -> None:
         if infra.settings.gpu_policy != "exclusive":
@@ -676,14 +777,18 @@ def check(doc: Document, roles: Iterable[str], base_dir: Path) -> Checked:
     machines = tuple(m for d in domains for m in d.machines)
     infra = Infra(settings=settings, domains=domains, machines=machines)
     checker.gpu_policy(infra)
+    checker.allow_sources(infra)
     resolved: dict[str, wiring.Wiring] = {}
     if not checker.incomplete:
         resolved, problems = wiring.resolve(infra)
         for path, message in problems:
             checker.error(path, message)
+    door = None
+    if not checker.incomplete:
+        door = checker.front_door(top.get("front_door"), infra, resolved)
     if checker.issues:
         raise AistackError(checker.issues)
-    return Checked(infra=infra, wiring=resolved)
+    return Checked(infra=infra, wiring=resolved, front_door=door)
 
 
 __all__ = ["Checked", "check", "format_path"]

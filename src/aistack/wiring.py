@@ -8,7 +8,7 @@ an error that names them, never a silent pick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .loader import KeyPath
 from .schema import DEFAULT_PORTS, PORT_VARS, Infra, Machine
@@ -24,6 +24,8 @@ class Wiring:
     """Variables a consumer machine gets in its host_vars."""
 
     variables: dict[str, str]
+    # role -> machine that serves it; the network ACLs open exactly these paths.
+    providers: dict[str, str] = field(default_factory=dict)
 
 
 def _port(machine: Machine, role: str) -> int:
@@ -106,12 +108,14 @@ def resolve(infra: Infra) -> tuple[dict[str, Wiring], list[tuple[KeyPath, str]]]
         if CONSUMER_ROLE not in consumer.roles:
             continue
         variables: dict[str, str] = {}
+        providers: dict[str, str] = {}
         if OLLAMA_URL not in consumer.vars:
             ollama, problem = _provider(infra, consumer, "ollama_server")
             if problem:
                 problems.append(problem)
             elif ollama is not None:
                 variables[OLLAMA_URL] = f"http://{ollama.ip}:{_port(ollama, 'ollama_server')}"
+                providers["ollama_server"] = ollama.name
         if STT_URL not in consumer.vars:
             stt, problem = _provider(infra, consumer, "stt_server")
             if problem:
@@ -119,5 +123,6 @@ def resolve(infra: Infra) -> tuple[dict[str, Wiring], list[tuple[KeyPath, str]]]
             elif stt is not None:
                 variables[STT_URL] = f"http://{stt.ip}:{_port(stt, 'stt_server')}/v1"
                 variables[STT_HOST] = stt.name
-        result[consumer.name] = Wiring(variables)
+                providers["stt_server"] = stt.name
+        result[consumer.name] = Wiring(variables, providers)
     return result, problems

@@ -122,9 +122,14 @@ def diff(plan: Plan) -> str:
     return "".join(parts)
 
 
-def _write_new(path: Path, text: str) -> None:
+def _private(rel: str) -> bool:
+    """host_vars hold the machines' vars, which may be secrets: owner-only, 0600."""
+    return rel.startswith("host_vars/")
+
+
+def _write_new(path: Path, text: str, mode: int = 0o644) -> None:
     """A file that did not exist: no reader can see it half written, so no temp file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         data = memoryview(text.encode("utf-8"))
         while data:
@@ -133,11 +138,13 @@ def _write_new(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, private: bool = False) -> None:
     """Replace a file so that a reader sees either the old or the new text, never a mix."""
     import tempfile
 
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    if private:
+        mode &= 0o700
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -157,9 +164,9 @@ def apply(plan: Plan) -> None:
         if change.new is None:
             path.unlink(missing_ok=True)
         elif change.old is None:
-            _write_new(path, change.new)
+            _write_new(path, change.new, 0o600 if _private(change.rel) else 0o644)
         else:
-            _write_atomic(path, change.new)
+            _write_atomic(path, change.new, _private(change.rel))
     for link in plan.links:
         path = plan.root / link
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,37 +1,20 @@
 """A live aistack-stt server for the scheduling and streaming tests, tuned by environment.
 
-The scheduler and stream limits are read from AISTACK_STT_* variables when the app is built
-(as the systemd unit sets them), so a test that needs, say, a queue of two sets them here for
-the duration of `create_app` only.
+The scheduler and stream sub-trees of the settings are read from AISTACK_STT_* variables
+(as the systemd unit sets them) by the one settings loader, so a test that needs, say, a
+queue of two says so the way an operator would.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from contextlib import contextmanager
 
-from aistack_stt.config import Settings
+from aistack_stt.config import Settings, with_env
 from stt_testkit import LiveServer, start_server, stop_server
 
 
-@contextmanager
-def _environ(env: Mapping[str, str]):
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def start(settings: Settings, env: Mapping[str, str] | None = None) -> LiveServer:
-    with _environ(env or {}):
-        return start_server(settings)
+    return start_server(with_env(settings, env or {}))
 
 
 def stop(server: LiveServer) -> None:

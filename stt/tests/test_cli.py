@@ -126,20 +126,46 @@ def test_serve_from_environment_answers_health_transcribes_and_uses_hf_endpoint(
         proc.communicate(timeout=30)
 
 
-def test_every_setting_is_a_flag_and_documented_in_the_readme() -> None:
-    from dataclasses import fields
-
+def test_every_setting_is_a_flag_and_the_readme_table_is_the_settings_tree() -> None:
     from aistack_stt.cli import _parser
-    from aistack_stt.config import Settings, env_name
+    from aistack_stt.config import leaves, markdown_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     serve = _parser()._subparsers._group_actions[0].choices["serve"]
     flags = {opt for action in serve._actions for opt in action.option_strings}
-    for f in fields(Settings):
-        flag = "--" + f.name.replace("_", "-")
-        assert flag in flags, f"{flag} is not a flag of aistack-stt serve"
-        assert f"`{env_name(f.name)}`" in readme, f"{env_name(f.name)} is not in stt/README.md"
-        assert f"`{flag}`" in readme, f"{flag} is not in stt/README.md"
+    names = {leaf.flag for leaf in leaves()}
+    assert names <= flags and len(names) == 25
+    start = readme.index("| flag | environment | default | meaning |")
+    end = readme.index("<!-- end of settings table -->")
+    assert readme[start:end].strip() == markdown_table(), (
+        "stt/README.md's settings table differs from the settings tree; paste the output of "
+        "python -c 'from aistack_stt.config import markdown_table; print(markdown_table())'"
+    )
+
+
+def test_a_scheduler_setting_given_as_a_flag_wins_over_the_environment() -> None:
+    settings = load_settings(
+        {"max_queue": "3", "stream_max_sessions": ""},
+        environ={"AISTACK_STT_MAX_QUEUE": "9", "AISTACK_STT_STREAM_MAX_SESSIONS": "2"},
+    )
+    assert settings.scheduler.max_queue == 3
+    assert settings.stream.max_sessions == 16  # an empty flag unsets: the default
+
+
+def test_every_wrong_setting_is_named_at_once(tmp_path) -> None:
+    proc = subprocess.run(
+        [*EXE, "serve", "--port", "0", "--max-batch", "0", "--stream-idle-timeout-s", "x"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "aistack-stt: error: --stream-idle-timeout-s='x' is not a number",
+        "aistack-stt: error: max_batch 0 is invalid; use 1 or more",
+        "aistack-stt: error: port 0 is out of range; use 1-65535",
+    ]
 
 
 def _check(env_file: Path) -> subprocess.CompletedProcess:
@@ -184,3 +210,15 @@ def test_check_of_a_missing_env_file_is_one_line(tmp_path):
     assert run.returncode == 2
     assert "cannot read" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_the_readme_inside_table_names_every_module() -> None:
+    stt = Path(__file__).resolve().parents[1]
+    package = stt / "src" / "aistack_stt"
+    readme = (stt / "README.md").read_text()
+    inside = readme[readme.index("## Inside") : readme.index("## Tests")]
+    modules = {
+        str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py"
+    }
+    missing = sorted(m for m in modules if f"| `{m}` |" not in inside)
+    assert not missing, f"stt/README.md's Inside table does not name {missing}"

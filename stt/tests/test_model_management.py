@@ -75,20 +75,31 @@ def _wait_for(predicate, timeout: float = 15.0) -> bool:
     return False
 
 
+def _count(metrics: str, name: str, **labels: str) -> float:
+    want = name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    return sum(float(ln.split()[-1]) for ln in metrics.splitlines() if ln.startswith(want + " "))
+
+
 def test_idle_model_is_unloaded_after_ttl_and_reloads_on_use(
     ttl_server: LiveServer, speech: Speech
 ) -> None:
+    unloads = "aistack_stt_model_unloads_total"
+    loads = "aistack_stt_model_loads_total"
     with ttl_server.client() as http:
+        # The default model, loaded at start, goes once it has been idle for the TTL.
         assert _wait_for(lambda: http.get("/api/ps").json()["models"] == [])
         assert http.get("/health").json()["models_loaded"] == []
+        before = http.get("/metrics").text
+        assert _count(before, unloads, model="tiny.en", reason="ttl") >= 1
+        # Using it loads it again; idle again, it is unloaded again.
         resp = http.post("/v1/audio/transcriptions", files={"file": speech.command_wav.open("rb")})
         assert resp.status_code == 200
         assert "kitchen" in resp.json()["text"].lower()
         assert _wait_for(lambda: http.get("/api/ps").json()["models"] == [])
-        metrics = http.get("/metrics").text
-    line = next(
-        ln
-        for ln in metrics.splitlines()
-        if ln.startswith('aistack_stt_model_unloads_total{model="tiny.en",reason="ttl"}')
+        after = http.get("/metrics").text
+    assert _count(after, loads, model="tiny.en", outcome="ok") == (
+        _count(before, loads, model="tiny.en", outcome="ok") + 1
     )
-    assert float(line.split()[-1]) >= 2
+    assert _count(after, unloads, model="tiny.en", reason="ttl") == (
+        _count(before, unloads, model="tiny.en", reason="ttl") + 1
+    )

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from aistack_stt.config import ConfigError, Settings
-from aistack_stt.scheduler import SchedulerSettings, bulk_layout
+from aistack_stt.config import ConfigError, SchedulerSettings, Settings, load_settings
+from aistack_stt.scheduling import bulk_layout
 from faster_whisper import decode_audio
 from stt_live import start, stop
 
@@ -68,9 +68,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
 
 @pytest.fixture(scope="module")
 def roomy(models_dir: Path):
-    """Default queue; commands of up to 10 s take the hot lane."""
+    """Default queue; commands of up to 10 s take the hot lane.
+
+    The bulk lane waits for a burst to finish arriving until nothing came for a fifth of
+    AISTACK_STT_BATCH_WAIT_S. The default (50 ms of quiet) is a race on a loaded 2-core
+    machine, where six uploads can arrive further apart; 5 s (1 s of quiet) makes "requests
+    sent together are batched together" hold there too, and costs a lone long file 1 s.
+    """
     server = start(
-        Settings(model_dir=models_dir, **SETTINGS), env={"AISTACK_STT_SHORT_AUDIO_S": "10"}
+        Settings(model_dir=models_dir, **SETTINGS),
+        env={"AISTACK_STT_SHORT_AUDIO_S": "10", "AISTACK_STT_BATCH_WAIT_S": "5"},
     )
     yield server
     stop(server)
@@ -312,14 +319,16 @@ def test_a_bad_tuning_variable_is_one_clear_line_and_exit_2(env, message, tmp_pa
 
 
 def test_scheduler_settings_read_the_environment():
-    s = SchedulerSettings.from_env(
-        {
+    s = load_settings(
+        environ={
             "AISTACK_STT_MAX_QUEUE": "7",
             "AISTACK_STT_MAX_BATCH": "3",
             "AISTACK_STT_BULK_WORKERS": "2",
             "AISTACK_STT_BATCH_WAIT_S": "0",
+            "AISTACK_STT_SHORT_AUDIO_S": "",  # empty: the default, as for every setting
         }
-    )
+    ).scheduler
     assert (s.max_queue, s.max_batch, s.bulk_workers, s.batch_wait_s) == (7, 3, 2, 0.0)
+    assert s.short_audio_s == SchedulerSettings().short_audio_s
     with pytest.raises(ConfigError, match="request_timeout_s"):
         SchedulerSettings(request_timeout_s=0)

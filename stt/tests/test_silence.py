@@ -9,6 +9,7 @@ form fields (silence.py).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -17,6 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aistack_stt import silence
+from aistack_stt.audio import decode
+from aistack_stt.config import SchedulerSettings, Settings
+from aistack_stt.engine import Transcriber, TranscriptionRequest
+from aistack_stt.models import ModelManager
+from aistack_stt.scheduling import Scheduler
+from aistack_stt.speech_gate import SpeechGate
 from stt_testkit import LiveServer, Speech
 
 
@@ -178,3 +185,35 @@ def test_vad_finds_no_speech_in_silence_or_noise() -> None:
     noise = (rng.standard_normal(16000 * 3) * 0.2).astype(np.float32)
     assert not silence.has_speech(noise)
     assert silence.has_speech(noise, silence.SilenceOptions(vad_filter=False))
+
+
+def test_the_gate_is_a_transcriber_that_keeps_silence_from_the_scheduler(
+    models_dir: Path, speech: Speech
+) -> None:
+    models = ModelManager(
+        Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2)
+    )
+    scheduler = Scheduler(models, SchedulerSettings())
+    gate = SpeechGate(scheduler, models)
+    assert isinstance(gate, Transcriber)
+    quiet = np.zeros(16000 * 5, dtype=np.float32)
+    words = decode(speech.command_wav.read_bytes(), "audio/wav")
+
+    def batches() -> int:
+        return sum(lane["batches"] for lane in gate.health()["lanes"].values())
+
+    async def run() -> None:
+        result = await gate.transcribe(TranscriptionRequest(audio=quiet, model="whisper-1"))
+        assert result.text == "" and result.segments == [] and result.model == "tiny.en"
+        assert abs(result.duration - 5.0) < 0.01
+        assert batches() == 0  # never decoded
+        spoken = await gate.transcribe(TranscriptionRequest(audio=words, model="whisper-1"))
+        assert "kitchen" in spoken.text.lower()
+        assert batches() == 1
+
+    try:
+        asyncio.run(run())
+        assert "aistack_stt" in gate.render_metrics()
+    finally:
+        gate.close()
+        models.close()

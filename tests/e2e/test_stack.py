@@ -2,6 +2,11 @@
 nothing to a stack whose Open WebUI turns speech into text, then a no-change
 re-run, a model switch through host_vars and `make destroy`.
 
+A real Chromium on a LAN namespace (tests/helpers/lan_browser.py) reaches Open WebUI only
+through the HTTPS front door, trusts the local CA the stack made, speaks into the microphone
+and reads the words back from the chat input; on the plain-HTTP container address the same
+browser gets no recording.
+
 The tests run in file order and share one stack; each step depends on the one
 before, as it would for a user following the README.
 """
@@ -9,12 +14,18 @@ before, as it would for a user following the README.
 from __future__ import annotations
 
 import json
+import re
+import socket
+import ssl
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 
 from tests.helpers.checkout import ollama_test_double_vars
+from tests.helpers.lan_browser import lan_namespace, speak_into_open_webui
 from tests.helpers.speech import synthesize_wav
 from tests.helpers.voice import OpenWebUI
 
@@ -25,6 +36,13 @@ AI_IP, WEB_IP = "10.100.10.10", "10.100.10.20"
 STT_URL = f"http://{AI_IP}:8000"
 WEBUI_URL = f"http://{WEB_IP}:8080"
 SENTENCE = "please turn on the kitchen lights"
+ADMIN_EMAIL = "admin@aistack.lan"
+SCREENSHOTS = Path("/tmp/aistack-e2e-browser")
+
+
+def _stt_key(checkout) -> str:
+    """The key the stack made for the STT service, where the docs say it lives."""
+    return (checkout.path / ".aistack" / "secrets" / "stt_api_key-ai").read_text().split()[0]
 
 
 def _words(text: str) -> list[str]:
@@ -48,6 +66,39 @@ def _incus_state() -> dict[str, list[str]]:
         state["instances"] = names("list", "--project", PROJECT)
         state["profiles"] = names("profile", "list", "--project", PROJECT)
     return state
+
+
+def _door_url(output: str) -> str:
+    """The front door's URL as the summary prints it."""
+    match = re.search(r"^.*Front door\s+(https://\S+?)/?\s", output, flags=re.MULTILINE)
+    assert match, "the summary prints no front door URL"
+    return match.group(1)
+
+
+def _admin(checkout) -> tuple[str, str]:
+    password_file = checkout.path / ".aistack" / "open-webui-admin-web.password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    return ADMIN_EMAIL, password_file.read_text().strip()
+
+
+def _server_cert(checkout) -> x509.Certificate:
+    pem = (checkout.path / ".aistack" / "front-door" / "server.crt").read_bytes()
+    return x509.load_pem_x509_certificate(pem)
+
+
+def _spoken_wav(tmp_path: Path) -> Path:
+    """The sentence with silence around it, as the browser's microphone plays it."""
+    raw, padded = tmp_path / "raw.wav", tmp_path / "microphone.wav"
+    raw.write_bytes(synthesize_wav(SENTENCE))
+    subprocess.run(["sox", str(raw), str(padded), "pad", "1", "3"], check=True)
+    return padded
+
+
+@pytest.fixture(scope="module")
+def lan():
+    """A LAN client's network: reaches the host through a veth, nothing else."""
+    with lan_namespace() as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +126,70 @@ def test_make_apply_brings_up_the_stack_and_prints_its_urls(stack):
     assert any("Open WebUI" in line for line in summary), summary
     assert any("Speech-to-text" in line and "tiny.en" in line for line in summary), summary
     assert any("Ollama" in line for line in summary), summary
+    assert any("Front door" in line and "https://" in line for line in summary), summary
     assert "NOT ANSWERING" not in result.output
+    ca = stack["checkout"].path / ".aistack" / "front-door" / "ca.crt"
+    assert f"Trust this CA on your devices (docs/operations.md): {ca}" in result.output
+    assert (ca.parent / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert "Open WebUI administrator on web: admin@aistack.lan, password in " in result.output
+    assert _admin(stack["checkout"])[1] not in result.output
+
+
+def test_the_administrator_exists_and_sign_ups_are_off(stack):
+    url = _door_url(stack["apply"].output)
+    ca = ssl.create_default_context(
+        cafile=str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
+    )
+    email, password = _admin(stack["checkout"])
+    signin = httpx.post(f"{url}/api/v1/auths/signin", json={"email": email, "password": password},
+                        verify=ca, timeout=60)
+    assert signin.status_code == 200 and signin.json()["role"] == "admin", signin.text
+    stranger = httpx.post(
+        f"{url}/api/v1/auths/signup",
+        json={"name": "Stranger", "email": "stranger@lan.test", "password": "first-come-1"},
+        verify=ca, timeout=60,
+    )
+    assert stranger.status_code == 403, stranger.text
+
+
+def test_browser_on_the_lan_speaks_into_the_chat_input_through_the_door(stack, lan, tmp_path):
+    url = _door_url(stack["apply"].output)
+    ca = stack["checkout"].path / ".aistack" / "front-door" / "ca.crt"
+    email, password = _admin(stack["checkout"])
+    token = httpx.post(f"{url}/api/v1/auths/signin", json={"email": email, "password": password},
+                       verify=ssl.create_default_context(cafile=str(ca)),
+                       timeout=60).json()["token"]
+    SCREENSHOTS.mkdir(exist_ok=True)
+    attempt = speak_into_open_webui(
+        url, token, _spoken_wav(tmp_path), SCREENSHOTS / "door-https.png",
+        ca_file=ca, namespace=lan.name,
+    )
+    assert attempt.secure_context, "the front door's page is not a secure context"
+    assert attempt.recording_started, f"no recording started over HTTPS; toasts: {attempt.toasts}"
+    assert _words(attempt.chat_input) == _words(SENTENCE), (attempt.chat_input, attempt.toasts)
+
+
+def test_browser_on_plain_http_gets_no_recording(stack, lan, tmp_path):
+    """Browsers give the microphone only to secure contexts; if this ever changes, we hear."""
+    email, password = _admin(stack["checkout"])
+    token = httpx.post(f"{WEBUI_URL}/api/v1/auths/signin",
+                       json={"email": email, "password": password}, timeout=60).json()["token"]
+    SCREENSHOTS.mkdir(exist_ok=True)
+    attempt = speak_into_open_webui(
+        WEBUI_URL, token, _spoken_wav(tmp_path), SCREENSHOTS / "plain-http.png",
+    )
+    assert not attempt.secure_context
+    assert not attempt.recording_started, "a plain-HTTP page got the microphone"
+    assert attempt.chat_input == ""
+    assert any("Permission denied when accessing microphone" in t for t in attempt.toasts), (
+        attempt.toasts
+    )
 
 
 def test_spoken_sentence_through_open_webui_comes_back_as_text(stack):
     webui = OpenWebUI(WEBUI_URL)
-    webui.sign_in_as_admin()
+    email, password = _admin(stack["checkout"])
+    webui.sign_in_as_admin(email=email, password=password)
     config = webui.audio_config()
     assert config["stt"]["ENGINE"] == "openai"
     assert config["stt"]["OPENAI_API_BASE_URL"] == f"{STT_URL}/v1"
@@ -96,20 +205,49 @@ def test_stt_answers_from_inside_the_open_webui_container(stack, tmp_path):
                    check=True)
     out = subprocess.run(
         ["incus", "exec", "--project", PROJECT, "web", "--",
-         "curl", "-sf", "-F", "file=@/tmp/command.wav", "-F", "model=whisper-1",
+         "curl", "-sf", "-H", f"Authorization: Bearer {_stt_key(stack['checkout'])}",
+         "-F", "file=@/tmp/command.wav", "-F", "model=whisper-1",
          f"{STT_URL}/v1/audio/transcriptions"],
         capture_output=True, text=True, check=True,
     )
     assert _words(json.loads(out.stdout)["text"]) == _words(SENTENCE)
 
 
+def test_stt_refuses_a_client_without_the_generated_key(stack):
+    response = httpx.get(f"{STT_URL}/v1/models", timeout=30)
+    assert response.status_code == 401, response.text
+
+
 def test_second_apply_changes_nothing(stack):
+    serial = _server_cert(stack["checkout"]).serial_number
     result = stack["checkout"].make("apply", stack["args"])
     assert result.returncode == 0, result.output[-6000:]
     recap = result.recap()
     assert {"localhost", "ai", "web"} <= recap.keys(), recap
     changed = {host: totals["changed"] for host, totals in recap.items() if totals["changed"]}
     assert changed == {}, f"a re-run with nothing changed still changed: {changed}"
+    assert _server_cert(stack["checkout"]).serial_number == serial, "the certificate was re-issued"
+
+
+def test_a_name_added_to_infra_yml_reissues_the_certificate(stack):
+    checkout = stack["checkout"]
+    before = _server_cert(checkout)
+    infra = checkout.path / "infra.yml"
+    infra.write_text(infra.read_text() + "front_door:\n  names: [door.aistack.test]\n")
+    result = checkout.make("apply-webui", stack["args"])
+    assert result.returncode == 0, result.output[-6000:]
+    after = _server_cert(checkout)
+    assert after.serial_number != before.serial_number
+    names = after.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "door.aistack.test" in names.get_values_for_type(x509.DNSName)
+    # The door serves it: a client that knows the host by the new name verifies it with the CA.
+    host = _door_url(stack["apply"].output).removeprefix("https://").split(":")[0]
+    context = ssl.create_default_context(cafile=str(checkout.path / ".aistack/front-door/ca.crt"))
+    with socket.create_connection((host, 443), timeout=30) as raw, context.wrap_socket(
+        raw, server_hostname="door.aistack.test"
+    ) as tls:
+        served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    assert served.serial_number == after.serial_number
 
 
 def test_make_check_changes_nothing(stack):
@@ -120,6 +258,7 @@ def test_make_check_changes_nothing(stack):
     ).stdout
     result = stack["checkout"].make("check", stack["args"])
     assert result.returncode == 0, result.output[-6000:]
+    assert _stt_key(stack["checkout"]) not in result.output
     assert all(t["changed"] == 0 for t in result.recap().values()), result.recap()
     assert _incus_state() == before
     after = subprocess.run(
@@ -147,6 +286,7 @@ def test_model_switch_in_host_vars_takes_effect(stack):
         f"{STT_URL}/v1/audio/transcriptions",
         files={"file": ("fr.wav", french, "audio/wav")},
         data={"model": "whisper-1", "response_format": "verbose_json"},
+        headers={"Authorization": f"Bearer {_stt_key(stack['checkout'])}"},
         timeout=120,
     )
     assert response.status_code == 200, response.text
@@ -159,3 +299,5 @@ def test_destroy_leaves_nothing_behind(stack):
     state = _incus_state()
     assert PROJECT not in state["projects"]
     assert BRIDGE not in state["networks"]
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", 443)) != 0, "the front door still listens on 443"

@@ -4,6 +4,7 @@ change a property, check mode, readable failures, delete."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -243,6 +244,18 @@ def test_unreachable_daemon_is_a_sentence_not_a_traceback():
     assert result.get("failed") is True
     assert result["msg"].startswith("Incus socket /nonexistent/unix.socket does not exist")
     assert "Traceback" not in str(result)
+
+
+@pytest.mark.parametrize("prefix", ["unix:", "unix://"])
+def test_unix_url_names_the_local_socket(prefix):
+    """infra.yml's remote_url accepts unix:/path; the modules must reach Incus with it."""
+    socket = next(p for p in ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
+                  if os.path.exists(p))
+    result = run_module("incus_project", {"name": "default", "url": prefix + socket})
+    assert result.get("failed") is not True, result
+    assert result["changed"] is False
+    missing = run_module("incus_project", {"name": PROJECT, "url": prefix + "/nonexistent/s"})
+    assert missing["msg"].startswith("Incus socket /nonexistent/s does not exist")
 
 
 def test_unreachable_remote_and_half_given_credentials_are_named(tmp_path):

@@ -187,6 +187,33 @@ def test_missing_image_fails_before_anything_is_created(tmp_path):
     assert query("/1.0/networks/br-ti-img") is None
 
 
+def test_unreachable_image_server_fails_once_before_anything_is_created(tmp_path):
+    """This host cannot reach images.linuxcontainers.org: one message, with the fix."""
+    inv = tmp_path / "inventory"
+    shutil.copytree(INVENTORY, inv)
+    for name in MACHINES:
+        hv = inv / "host_vars" / f"{name}.yml"
+        data = yaml.safe_load(hv.read_text())
+        data["aistack_instance"]["image"] = "images:debian/12"
+        hv.write_text(yaml.safe_dump(data))
+    all_vars = inv / "group_vars" / "all.yml"
+    all_data = yaml.safe_load(all_vars.read_text())
+    dom = all_data["aistack_domains"].pop(PROJECT)
+    dom.update(name="t-infra-srv", project="t-infra-srv", bridge="br-ti-srv",
+               gateway="10.201.22.1", subnet="10.201.22.0/24")
+    all_data["aistack_domains"]["t-infra-srv"] = dom
+    all_vars.write_text(yaml.safe_dump(all_data))
+
+    run = playbook("playbooks/infra.yml", inv)
+    assert run.returncode != 0
+    assert run.stdout.count("but its image server does not answer from this host") == 1
+    assert "machine t-infra-ai, machine t-infra-web use image images:debian/12" in run.stdout
+    assert "global.default_image: local:aistack/debian-12 and global.image_build" in run.stdout
+    assert "no such host" in run.stdout
+    assert query("/1.0/projects/t-infra-srv") is None
+    assert query("/1.0/networks/br-ti-srv") is None
+
+
 def test_destroy_leaves_nothing_behind(infra):
     gone = playbook("playbooks/destroy.yml", INVENTORY)
     assert gone.returncode == 0, gone.stdout + gone.stderr

@@ -8,9 +8,11 @@ come back as a 400 in OpenAI's error shape naming the field, not as a 422.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -20,12 +22,12 @@ from starlette.datastructures import UploadFile
 from . import formats, silence
 from .audio import decode
 from .config import RESPONSE_FORMATS
-from .engine import Engine, Segment, TranscriptionRequest, TranscriptionResult
+from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
 from .errors import APIError, bad_param
 from .models import DEFAULT_ALIAS, ModelManager
-from .scheduler import cancel_on_disconnect
 
 router = APIRouter()
+T = TypeVar("T")
 
 GRANULARITIES = ("segment", "word")
 _TRUE = ("true", "1", "yes", "on")
@@ -139,7 +141,7 @@ async def _read_form(request: Request) -> AudioForm:
 
 async def _handle(request: Request, task: str) -> Response:
     form = await _read_form(request)
-    engine: Engine = request.app.state.engine
+    engine: Transcriber = request.app.state.engine
     models: ModelManager = request.app.state.models
     models.resolve(form.model)  # a 404 for an unknown model comes before decoding work
     audio = await asyncio.to_thread(decode, form.data, form.content_type, form.filename)
@@ -161,6 +163,36 @@ async def _handle(request: Request, task: str) -> Response:
     return _render(result, form)
 
 
+async def cancel_on_disconnect(receive: Callable[[], Awaitable[dict]], work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it when the HTTP client hangs up (its slot is freed at once).
+
+    A plain (non-streaming) response is not cancelled by the server when the client goes
+    away, so without this a queue of abandoned requests would still be decoded. Once the body
+    has been read, the next ASGI message can only be `http.disconnect`; waiting for it is
+    reliable through middleware, unlike polling `Request.is_disconnected()`.
+    """
+
+    async def watch() -> None:
+        while (await receive()).get("type") != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        # Nobody will read this answer; it only ends the request cleanly (nginx's 499).
+        raise APIError(499, "the client closed the connection", code="client_closed")
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
 def _render(result: TranscriptionResult, form: AudioForm) -> Response:
     fmt = form.response_format
     if fmt == "json":
@@ -176,7 +208,7 @@ def _render(result: TranscriptionResult, form: AudioForm) -> Response:
     return PlainTextResponse(result.text)
 
 
-async def _stream(engine: Engine, job: TranscriptionRequest) -> Response:
+async def _stream(engine: Transcriber, job: TranscriptionRequest) -> Response:
     """Server-sent events: `transcript.text.delta` per segment, then `transcript.text.done`.
 
     The first segment (or the failure) is awaited before the response starts, so a model

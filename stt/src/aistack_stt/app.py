@@ -2,8 +2,9 @@
 
 Routers live in their own modules (`api.py` for the OpenAI/Speaches API, `health.py` for
 liveness, readiness and metrics); more can be added with `app.include_router`. Shared objects
-are kept on `app.state`: `settings`, `metrics`, `models` (ModelManager), `engine` (anything
-with Engine's `transcribe` coroutine) and `readiness`.
+are kept on `app.state`: `settings`, `metrics`, `models` (ModelManager), `engine` (a
+`Transcriber`, engine.py: the speech gate in front of the scheduler, or in front of the one
+passed in), `sessions` (live sessions open now) and `readiness`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from starlette.responses import Response
 from . import __version__
 from .api import router as api_router
 from .config import Settings
+from .engine import Transcriber
 from .errors import APIError, error_response, install_handlers
 from .health import router as health_router
+from .live import create_live_router
 from .metrics import Metrics
 from .models import ModelManager
-from .scheduler import Scheduler, SchedulerSettings, install_queue_full_handler
+from .scheduling import Scheduler
 from .speech_gate import SpeechGate
-from .streaming import StreamLimits, create_streaming_router
 
 log = logging.getLogger("aistack_stt")
 
@@ -123,7 +125,9 @@ def _route_label(request: Request) -> str:
     return path if path in known else "other"
 
 
-def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings, *, load_default: bool = True, engine: Transcriber | None = None
+) -> FastAPI:
     """Build the app. The default model loads in the background so /health answers at once."""
 
     @contextlib.asynccontextmanager
@@ -144,17 +148,17 @@ def create_app(settings: Settings, *, load_default: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.models = ModelManager(settings, metrics)
-    # Lanes, batching and the bounded queue (scheduler.py); tuned by AISTACK_STT_* variables.
-    app.state.engine = SpeechGate(
-        Scheduler(app.state.models, SchedulerSettings.from_env(), metrics)
-    )
+    # Lanes, batching and the bounded queue (scheduling/), tuned by settings.scheduler;
+    # in front of it the speech gate, which answers requests without speech (speech_gate.py).
+    inner = engine or Scheduler(app.state.models, settings.scheduler, metrics)
+    app.state.engine = SpeechGate(inner, app.state.models)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
     install_handlers(app)
-    install_queue_full_handler(app)
     app.add_middleware(_Guard)
     app.include_router(health_router)
     app.include_router(api_router)
-    app.state.streams = create_streaming_router(StreamLimits.from_env())
-    app.include_router(app.state.streams)
+    live = create_live_router(settings.stream)
+    app.state.sessions = live.sessions
+    app.include_router(live.router)
     return app

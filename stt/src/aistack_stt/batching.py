@@ -25,6 +25,7 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
+from .engine import TranscriptionRequest
 from .silence import DEFAULT as DEFAULT_SILENCE
 from .silence import SilenceOptions
 
@@ -45,6 +46,19 @@ class DecodeOptions:
     prompt: str | None = None
     word_timestamps: bool = False
     silence: SilenceOptions = DEFAULT_SILENCE  # thresholds for silence and temperature retries
+
+    @classmethod
+    def for_request(cls, request: TranscriptionRequest) -> DecodeOptions:
+        """A temperature asked for is used alone; none (or 0) gets the fallback schedule."""
+        temps = (float(request.temperature),) if request.temperature else FALLBACK_TEMPERATURES
+        return cls(
+            task=request.task,
+            beam_size=request.beam_size,
+            temperatures=temps,
+            prompt=request.prompt or None,
+            word_timestamps=request.word_timestamps,
+            silence=request.silence,
+        )
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`aistack-stt serve`: run the server with uvicorn. `aistack-stt check`: check settings only.
 
-Every flag has an AISTACK_STT_* environment twin (flag wins); a wrong value is reported in
-one line and the command exits 2, without a traceback.
+Every setting of the tree in config.py is a flag and an AISTACK_STT_* variable (flag wins);
+each wrong value is reported in one line and the command exits 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
-from .config import COMPUTE_TYPES, DEVICES, ENV_PREFIX, ConfigError, Settings, load_settings
+from .config import ENV_PREFIX, ConfigError, known_variables, leaves, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,20 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aistack-stt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server")
-    opt = serve.add_argument
-    opt("--host", help="address to listen on (AISTACK_STT_HOST, default 0.0.0.0)")
-    opt("--port", help="TCP port (AISTACK_STT_PORT, default 8000)")
-    opt("--model", help="default model: alias, hub repo id or directory (AISTACK_STT_MODEL)")
-    opt("--model-dir", help="where models are looked up and downloaded (AISTACK_STT_MODEL_DIR)")
-    opt("--device", help=f"{' | '.join(DEVICES)} (AISTACK_STT_DEVICE, default auto)")
-    opt("--compute-type", help=f"{', '.join(COMPUTE_TYPES)} (AISTACK_STT_COMPUTE_TYPE)")
-    opt("--api-key", help="require Authorization: Bearer KEY (AISTACK_STT_API_KEY)")
-    opt("--model-ttl", help="seconds idle before a model unloads, -1 never (AISTACK_STT_MODEL_TTL)")
-    opt("--language", help="default spoken language, empty: detect (AISTACK_STT_LANGUAGE)")
-    opt("--beam-size", help="beam size for decoding (AISTACK_STT_BEAM_SIZE, default 5)")
-    opt("--cpu-threads", help="CTranslate2 threads, 0 automatic (AISTACK_STT_CPU_THREADS)")
-    opt("--max-upload-mb", help="largest accepted upload (AISTACK_STT_MAX_UPLOAD_MB, default 25)")
-    opt("--log-level", help="critical|error|warning|info|debug (AISTACK_STT_LOG_LEVEL)")
+    for leaf in leaves():  # one flag per setting of the tree (config.py)
+        default = leaf.default_text().replace("`", "")
+        serve.add_argument(
+            leaf.flag, dest=leaf.key, help=f"{leaf.help} ({leaf.env}, default {default})"
+        )
     check = sub.add_parser(
         "check",
         help="check every AISTACK_STT_* setting without starting anything",
@@ -49,17 +39,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--env-file", type=Path, help="read the variables from this file only")
     return parser
-
-
-def known_variables() -> set[str]:
-    """Every AISTACK_STT_* name the server reads: settings, scheduler and stream limits."""
-    from .scheduler import SchedulerSettings
-    from .streaming import StreamLimits
-
-    names = {ENV_PREFIX + f.name.upper() for f in fields(Settings)}
-    names |= {ENV_PREFIX + f.name.upper() for f in fields(SchedulerSettings)}
-    names |= {ENV_PREFIX + "STREAM_" + f.name.upper() for f in fields(StreamLimits)}
-    return names
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -81,24 +60,16 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def check(environ: Mapping[str, str]) -> list[str]:
     """Problems with the settings in `environ`, one line each; empty when all is well."""
-    from .scheduler import SchedulerSettings
-    from .streaming import StreamLimits
-
     problems = []
     known = known_variables()
     for name in sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known):
         close = difflib.get_close_matches(name, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else "; see stt/README.md for the names"
         problems.append(f"{name} is not a setting of aistack-stt{hint}")
-    for build in (
-        lambda: load_settings(environ=environ),
-        lambda: SchedulerSettings.from_env(environ),
-        lambda: StreamLimits.from_env(environ),
-    ):
-        try:
-            build()
-        except ConfigError as exc:
-            problems.append(str(exc))
+    try:
+        load_settings(environ=environ)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
     return problems
 
 
@@ -128,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(overrides)
     except ConfigError as exc:
-        print(f"aistack-stt: error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"aistack-stt: error: {problem}", file=sys.stderr)
         return 2
 
     import uvicorn  # imported late: `--help` and config errors stay fast
@@ -138,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        app = create_app(settings)
-    except ConfigError as exc:  # the scheduler and stream limits read AISTACK_STT_* too
-        print(f"aistack-stt: error: {exc}", file=sys.stderr)
-        return 2
+    app = create_app(settings)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     except OSError as exc:

@@ -1,19 +1,27 @@
-"""Server settings: one typed value built from flags and AISTACK_STT_* environment variables.
+"""The settings tree: every knob of the server, read from flags and AISTACK_STT_* variables.
 
-Flags win over the environment, the environment over the defaults. Every name is documented
-in stt/README.md; the stt_server role writes the environment variables into a systemd unit.
+`Settings` holds the server and model settings and two sub-trees, `scheduler` (lanes,
+batching, backpressure) and `stream` (live sessions). Every leaf is a flag of `aistack-stt
+serve` and an environment variable; the CLI flags, `known_variables()` (what `aistack-stt
+check` accepts) and the settings table in stt/README.md (`markdown_table()`) are derived
+from the tree, never retyped.
+
+One loader (`load_settings`) with one rule: flags win over the environment, the environment
+over the defaults, and an empty value (a flag or variable set to "") means unset, i.e. the
+default. Values are checked when each dataclass is built; a wrong one is a `ConfigError`
+naming it and what is allowed. Nothing here imports the decoder, so `check` stays fast.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 ENV_PREFIX = "AISTACK_STT_"
 DEVICES = ("auto", "cpu", "cuda")
-# What CTranslate2 accepts; "default" keeps the type the model was converted with.
+# What CTranslate2 accepts; "default" and "auto" pick int8 on CPU, float16 on CUDA.
 COMPUTE_TYPES = (
     "default",
     "auto",
@@ -28,10 +36,18 @@ COMPUTE_TYPES = (
 )
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
+SEPARATE_LANES = ("auto", "always", "never")
 
 
 class ConfigError(ValueError):
-    """A setting a user gave is wrong; the message names it and says what is allowed."""
+    """A setting a user gave is wrong; the message names it and says what is allowed.
+
+    `problems` holds one line per wrong setting when several were found at once.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 def _default_model_dir() -> Path:
@@ -39,97 +55,317 @@ def _default_model_dir() -> Path:
     return Path(base) / "aistack-stt" / "models"
 
 
+def _codes(values: tuple[str, ...]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+def _opt(default, help: str, shown: str | None = None, **kw):  # noqa: A002 (argparse's name)
+    """A leaf of the tree: its default, its one-line meaning, how the README shows the default."""
+    meta = {"help": help, "shown": shown}
+    if callable(default) and not isinstance(default, type):
+        return field(default_factory=default, metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
 @dataclass(frozen=True)
-class Settings:
-    host: str = "0.0.0.0"
-    port: int = 8000
-    model: str = "base"
-    model_dir: Path = field(default_factory=_default_model_dir)
-    device: str = "auto"
-    compute_type: str = "default"
-    api_key: str | None = None
-    model_ttl: int = -1
-    language: str | None = None
-    beam_size: int = 5
-    cpu_threads: int = 0
-    max_upload_mb: float = 25.0
-    log_level: str = "info"
+class SchedulerSettings:
+    """Lanes, batching and backpressure (scheduling/)."""
+
+    short_audio_s: float = _opt(15.0, "audio up to this long (seconds) uses the hot lane")
+    max_batch: int = _opt(
+        4, "windows per CTranslate2 call (bench/stt_batching.py: 8 was slower on CPU)"
+    )
+    max_queue: int = _opt(512, "requests admitted (waiting or running) before 503 `queue_full`")
+    request_timeout_s: float = _opt(900.0, "deadline per request in seconds (504 after it)")
+    bulk_nice: int = _opt(10, "CPU priority of the bulk lane (0: share the cores evenly)")
+    bulk_workers: int = _opt(
+        0,
+        "bulk batches decoded side by side; `0` automatic: one per core (or per "
+        "`AISTACK_STT_CPU_THREADS`), at most 4, on CPU; 1 on GPU",
+    )
+    batch_wait_s: float = _opt(
+        0.25,
+        "bulk lane: longest wait for a burst to arrive before batching (a lone file waits a "
+        "fifth of it)",
+    )
+    separate_lanes: str = _opt(
+        "auto",
+        "`auto`: own bulk model copy on CPU only; `always`; `never` (one model for both lanes)",
+    )
 
     def __post_init__(self) -> None:
-        _check(self)
+        if self.short_audio_s < 0:
+            raise ConfigError(f"short_audio_s {self.short_audio_s} is invalid; use seconds >= 0")
+        if self.max_batch < 1:
+            raise ConfigError(f"max_batch {self.max_batch} is invalid; use 1 or more")
+        if self.max_queue < 1:
+            raise ConfigError(f"max_queue {self.max_queue} is invalid; use 1 or more")
+        if self.request_timeout_s <= 0:
+            raise ConfigError(
+                f"request_timeout_s {self.request_timeout_s} is invalid; use seconds > 0"
+            )
+        if not 0 <= self.bulk_nice <= 19:
+            raise ConfigError(f"bulk_nice {self.bulk_nice} is invalid; use 0-19")
+        if not 0 <= self.batch_wait_s <= 10:
+            raise ConfigError(f"batch_wait_s {self.batch_wait_s} is invalid; use 0-10 seconds")
+        if self.bulk_workers < 0:
+            raise ConfigError(
+                f"bulk_workers {self.bulk_workers} is invalid; use 0 (automatic) or more"
+            )
+        if self.separate_lanes not in SEPARATE_LANES:
+            raise ConfigError(
+                f"separate_lanes {self.separate_lanes!r} is not one of {', '.join(SEPARATE_LANES)}"
+            )
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """Limits of live sessions (live/); variables AISTACK_STT_STREAM_*."""
+
+    max_sessions: int = _opt(16, "live sessions at once (close 1013 `too_many_sessions` above)")
+    max_frame_bytes: int = _opt(
+        256 * 1024, "largest audio frame (close 1009 `frame_too_large`); 8 s of audio"
+    )
+    idle_timeout_s: float = _opt(
+        30.0, "no message for this long while nothing is being transcribed ends the session"
+    )
+    max_utterance_s: float = _opt(
+        30.0, "an utterance longer than this (1-30 s) is finalised and continued as the next"
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("max_sessions", "max_frame_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"stream {name} {getattr(self, name)} is invalid; use 1 or more")
+        if self.idle_timeout_s <= 0:
+            raise ConfigError(f"stream idle_timeout_s {self.idle_timeout_s} must be > 0")
+        if not 1 <= self.max_utterance_s <= 30:
+            raise ConfigError(
+                f"stream max_utterance_s {self.max_utterance_s} is invalid; use 1-30 seconds"
+            )
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _opt("0.0.0.0", "address to listen on")  # noqa: S104 (a server's default)
+    port: int = _opt(8000, "TCP port")
+    model: str = _opt(
+        "base",
+        "default model id (see [Models](#models)); what `whisper-1` means; loaded at start",
+    )
+    model_dir: Path = _opt(
+        _default_model_dir,
+        "where model directories are looked up and hub downloads are kept",
+        shown="`$XDG_CACHE_HOME/aistack-stt/models` (`~/.cache/...`)",
+    )
+    device: str = _opt(
+        "auto", "`auto` (CUDA when a GPU is visible, else CPU), " + _codes(DEVICES[1:])
+    )
+    compute_type: str = _opt(
+        "default",
+        "`default`/`auto` (int8 on CPU, float16 on CUDA), " + _codes(COMPUTE_TYPES[2:]),
+    )
+    api_key: str | None = _opt(
+        None,
+        "when set, every endpoint except `/health` and `/health/ready` needs "
+        "`Authorization: Bearer <key>`",
+        repr=False,
+    )
+    model_ttl: int = _opt(
+        -1,
+        "seconds a model may sit idle before it is unloaded (memory goes back, e.g. to Ollama "
+        "on a shared GPU); `-1` never, `0` right after each use. Applies to every model, the "
+        "default included; an unloaded model loads again on its next use",
+    )
+    language: str | None = _opt(
+        None,
+        "default spoken language (ISO 639-1, e.g. `de`) when a request names none; unset: detect",
+    )
+    beam_size: int = _opt(5, "beam size for decoding")
+    cpu_threads: int = _opt(
+        0,
+        "CTranslate2 threads per model on CPU (the bulk lane shares them out among its "
+        "workers); `0` lets CTranslate2 choose (bulk lane: the usable cores)",
+    )
+    max_upload_mb: float = _opt(25.0, "largest accepted upload, in MiB (413 above it)")
+    log_level: str = _opt("info", _codes(LOG_LEVELS))
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    stream: StreamLimits = field(default_factory=StreamLimits, metadata={"env": "STREAM_"})
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ConfigError(
+                f"compute_type {self.compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}"
+            )
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port {self.port} is out of range; use 1-65535")
+        if self.model_ttl < -1:
+            raise ConfigError(
+                f"model_ttl {self.model_ttl} is invalid; use seconds >= 0, or -1 for never"
+            )
+        if not self.model.strip():
+            raise ConfigError(
+                "model is empty; give an alias (e.g. base), a hub repo id or a directory"
+            )
+        if self.beam_size < 1:
+            raise ConfigError(f"beam_size {self.beam_size} is invalid; use 1 or more")
+        if self.cpu_threads < 0:
+            raise ConfigError(
+                f"cpu_threads {self.cpu_threads} is invalid; use 0 (automatic) or more"
+            )
+        if self.max_upload_mb <= 0:
+            raise ConfigError(
+                f"max_upload_mb {self.max_upload_mb} is invalid; use a positive number"
+            )
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-def _check(s: Settings) -> None:
-    if s.device not in DEVICES:
-        raise ConfigError(f"device {s.device!r} is not one of {', '.join(DEVICES)}")
-    if s.compute_type not in COMPUTE_TYPES:
-        raise ConfigError(
-            f"compute_type {s.compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}"
-        )
-    if not 0 < s.port < 65536:
-        raise ConfigError(f"port {s.port} is out of range; use 1-65535")
-    if s.model_ttl < -1:
-        raise ConfigError(f"model_ttl {s.model_ttl} is invalid; use seconds >= 0, or -1 for never")
-    if not s.model.strip():
-        raise ConfigError("model is empty; give an alias (e.g. base), a hub repo id or a directory")
-    if s.beam_size < 1:
-        raise ConfigError(f"beam_size {s.beam_size} is invalid; use 1 or more")
-    if s.cpu_threads < 0:
-        raise ConfigError(f"cpu_threads {s.cpu_threads} is invalid; use 0 (automatic) or more")
-    if s.max_upload_mb <= 0:
-        raise ConfigError(f"max_upload_mb {s.max_upload_mb} is invalid; use a positive number")
-    if s.log_level not in LOG_LEVELS:
-        raise ConfigError(f"log_level {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+# -- the leaves of the tree ---------------------------------------------------------------
 
-
-_CONVERTERS = {
-    "port": int,
-    "model_ttl": int,
-    "beam_size": int,
-    "cpu_threads": int,
-    "max_upload_mb": float,
-    "model_dir": Path,
+_KINDS: dict[str, Callable[[str], object]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "str | None": str,
+    "Path": Path,
 }
 
 
-def env_name(name: str) -> str:
-    return ENV_PREFIX + name.upper()
+@dataclass(frozen=True)
+class Leaf:
+    """One setting: where it sits in the tree and the names users give it."""
+
+    path: tuple[str, ...]  # ("scheduler", "max_queue")
+    key: str  # "max_queue": the flag's dest and the override key
+    env: str  # "AISTACK_STT_MAX_QUEUE"
+    flag: str  # "--max-queue"
+    kind: str  # the annotation: int, float, str, str | None, Path
+    default: object
+    help: str
+    shown: str | None
+
+    def convert(self, raw: str, source: str) -> object:
+        kind = _KINDS[self.kind]
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError(f"{source}={raw!r} is not a number") from None
+
+    def default_text(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        if self.default is None:
+            return "unset"
+        value = self.default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return f"`{value}`"
+
+
+def leaves(cls: type = Settings, prefix: str = "", path: tuple[str, ...] = ()) -> Iterator[Leaf]:
+    """Every setting of the tree, depth first, in declaration order."""
+    for f in fields(cls):
+        sub = f.metadata.get("env", "")
+        if f.type in ("SchedulerSettings", "StreamLimits"):
+            yield from leaves(_SUBTREES[f.type], prefix + sub, (*path, f.name))
+            continue
+        key = (prefix + f.name).lower()
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        yield Leaf(
+            path=(*path, f.name),
+            key=key,
+            env=ENV_PREFIX + key.upper(),
+            flag="--" + key.replace("_", "-"),
+            kind=str(f.type),
+            default=default,
+            help=f.metadata["help"],
+            shown=f.metadata.get("shown"),
+        )
+
+
+_SUBTREES: dict[str, type] = {"SchedulerSettings": SchedulerSettings, "StreamLimits": StreamLimits}
+
+
+def known_variables() -> set[str]:
+    """Every AISTACK_STT_* name the server reads."""
+    return {leaf.env for leaf in leaves()}
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
 
 
 def load_settings(
     overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Combine defaults, AISTACK_STT_* variables and explicit overrides (flags), checked."""
+    """The settings from defaults, AISTACK_STT_* variables and flags (`overrides`, by key).
+
+    Every wrong value is reported, not just the first: the `ConfigError` lists them all in
+    `problems` (its message is the first).
+    """
     environ = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for f in fields(Settings):
-        raw = environ.get(env_name(f.name))
-        if raw is None:
-            continue
-        values[f.name] = _convert(f.name, raw, env_name(f.name))
-    for name, value in (overrides or {}).items():
-        if value is None:
-            continue
-        values[name] = _convert(name, value, "--" + name.replace("_", "-"))
-    # Empty strings mean "unset" for the optional values.
-    for name in ("api_key", "language"):
-        if values.get(name) == "":
-            values[name] = None
-    if isinstance(values.get("log_level"), str):
-        values["log_level"] = str(values["log_level"]).lower()
-    return Settings(**values)  # type: ignore[arg-type]
+    overrides = overrides or {}
+    values: dict[tuple[str, ...], object] = {}
+    problems: list[str] = []
+    for leaf in leaves():
+        raw, source = environ.get(leaf.env), leaf.env
+        flag = overrides.get(leaf.key)
+        if flag is not None and not (isinstance(flag, str) and not flag.strip()):
+            raw, source = flag, leaf.flag
+        elif flag is not None:  # an empty flag unsets what the environment says
+            raw = None
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue  # empty means unset: the default
+        if isinstance(raw, str):
+            raw = raw.strip()
+            if leaf.key == "log_level":
+                raw = raw.lower()
+            try:
+                values[leaf.path] = leaf.convert(raw, source)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        else:
+            values[leaf.path] = raw
+    parts: dict[str, object] = {}
+    for name, cls in (("scheduler", SchedulerSettings), ("stream", StreamLimits)):
+        mine = {p[1]: v for p, v in values.items() if p[0] == name}
+        try:
+            parts[name] = cls(**mine)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    top = {p[0]: v for p, v in values.items() if len(p) == 1}
+    settings = None
+    if len(parts) == 2:
+        try:
+            settings = Settings(**top, **parts)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            problems.append(str(exc))
+    else:  # still check the top level, so every problem is named in one go
+        try:
+            Settings(**top)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems or settings is None:
+        raise ConfigError(problems[0], problems)
+    return settings
 
 
-def _convert(name: str, raw: object, source: str) -> object:
-    conv = _CONVERTERS.get(name)
-    if conv is None or not isinstance(raw, str):
-        return raw
-    try:
-        return conv(raw.strip())
-    except ValueError:
-        kind = "a number" if conv in (int, float) else "a path"
-        raise ConfigError(f"{source}={raw!r} is not {kind}") from None
+def with_env(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """`settings` with the scheduler and stream sub-trees read from `environ` (tests, tools)."""
+    loaded = load_settings(environ=environ)
+    return replace(settings, scheduler=loaded.scheduler, stream=loaded.stream)
+
+
+def markdown_table() -> str:
+    """The settings table of stt/README.md, generated from the tree (a test keeps them equal)."""
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for leaf in leaves():
+        rows.append(f"| `{leaf.flag}` | `{leaf.env}` | {leaf.default_text()} | {leaf.help} |")
+    return "\n".join(rows)

@@ -37,13 +37,29 @@ class APIError(Exception):
         }
 
 
+class QueueFull(APIError):
+    """Too many requests admitted: refuse now rather than let timeouts pile up (503)."""
+
+    def __init__(self, retry_after: int, limit: int) -> None:
+        super().__init__(
+            503,
+            f"the server is busy: {limit} transcriptions are already queued or running "
+            f"(AISTACK_STT_MAX_QUEUE); retry in {retry_after} s",
+            type="server_error",
+            code="queue_full",
+        )
+        self.retry_after = retry_after
+
+
 def bad_param(param: str, message: str) -> APIError:
     return APIError(400, message, param=param, code="invalid_value")
 
 
 def error_response(err: APIError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
+    if isinstance(err, QueueFull):  # OpenAI clients honour Retry-After when they retry
+        headers["Retry-After"] = str(err.retry_after)
+    return JSONResponse(err.body(), status_code=err.status, headers=headers or None)
 
 
 _STATUS_TYPES = {404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}

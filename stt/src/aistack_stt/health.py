@@ -13,6 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from . import __version__
+from .engine import Transcriber
+from .live import SessionCounter
 from .metrics import CONTENT_TYPE
 
 router = APIRouter()
@@ -35,13 +37,13 @@ def _health(request: Request) -> dict:
 
 
 def _load(state) -> dict:
-    """Queue depth, batch sizes and live sessions, when the scheduler is the engine."""
-    engine = state.engine
-    extra = {"scheduler": engine.health()} if hasattr(engine, "health") else {}
-    streams = getattr(state, "streams", None)
-    if streams is not None:
-        extra["streams"] = {"active": streams.sessions.active, "limit": streams.sessions.limit}
-    return extra
+    """Queue depth and batch sizes from the engine, and the live sessions open now."""
+    engine: Transcriber = state.engine
+    sessions: SessionCounter = state.sessions
+    return {
+        "scheduler": engine.health(),
+        "streams": {"active": sessions.active, "limit": sessions.limit},
+    }
 
 
 @router.get("/health")
@@ -58,7 +60,6 @@ def ready(request: Request) -> JSONResponse:
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     state = request.app.state
-    body = state.metrics.render()
-    if hasattr(state.engine, "render_metrics"):
-        body += state.engine.render_metrics()
+    engine: Transcriber = state.engine
+    body = state.metrics.render() + engine.render_metrics()
     return Response(body, media_type=CONTENT_TYPE)

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 SAMPLE_RATE = 16000
 
@@ -113,6 +112,9 @@ def speech_ms(audio: np.ndarray, options: SilenceOptions = DEFAULT) -> float:
     """Milliseconds of speech Silero VAD finds in 16 kHz mono audio. CPU work: call off-loop."""
     if audio.size == 0:
         return 0.0
+    # Imported here: engine.py (the light seam every protocol imports) holds SilenceOptions.
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
     vad = VadOptions(threshold=options.vad_threshold, min_silence_duration_ms=100, speech_pad_ms=0)
     chunks = get_speech_timestamps(audio, vad)
     return sum(c["end"] - c["start"] for c in chunks) * 1000 / SAMPLE_RATE

@@ -25,6 +25,8 @@ def test_sync_writes_the_contract_variables(ws: Workspace) -> None:
     assert result.code == 0, result.err
     everything = load(ws, "group_vars/all.yml")
     lab = everything["aistack_domains"]["lab"]
+    acl = lab.pop("network_acl")
+    assert acl["name"] == "aistack-lab"
     assert lab == {
         "name": "lab", "description": "Private AI stack", "project": "lab", "bridge": "br-lab",
         "subnet": "10.100.10.0/24", "gateway": "10.100.10.1", "netmask_bits": 24,

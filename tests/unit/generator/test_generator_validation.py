@@ -109,6 +109,21 @@ CASES = [
      "domains.lab.machines.web.wiring.stt_server", "does not carry role stt_server"),
     ("no ollama for open_webui", "roles: [ollama_server, stt_server]", "roles: [stt_server]",
      "domains.lab.machines.web.roles", "needs a machine with role ollama_server"),
+    ("allow for a role the machine lacks", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {stt_server: [ai]}",
+     "domains.lab.machines.web.allow.stt_server", "it serves: open_webui"),
+    ("allow from an unknown machine", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {open_webui: [laptop]}",
+     "domains.lab.machines.web.allow.open_webui[0]", "'laptop' is neither a machine"),
+    ("allow from a bad network", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {open_webui: [192.168.1.5/24]}",
+     "domains.lab.machines.web.allow.open_webui[0]", "not an IPv4 network"),
+    ("allow with an empty list", "roles: [open_webui]",
+     "roles: [open_webui]\n        allow: {8080: []}",
+     "domains.lab.machines.web.allow.8080", "non-empty list"),
+    ("network_acls not a boolean", "  storage_pool: default\n",
+     "  storage_pool: default\n  network_acls: sometimes\n",
+     "global.network_acls", "true or false"),
 ]
 
 
@@ -248,3 +263,11 @@ def test_duplicate_keys_are_reported_with_the_other_errors(ws: Workspace) -> Non
             .replace("roles: [open_webui]", "roles: [open_webu]"))
     paths = {line.split(": ")[1] for line in errors(ws, text)}
     assert paths == {"domains.lab.subnet_id", "domains.lab.machines.web.roles[0]"}
+
+
+def test_a_remote_other_than_local_needs_its_address(ws: Workspace) -> None:
+    text = EXAMPLE.replace("  remote: local\n", "  remote: homelab\n")
+    assert "remote: homelab" in text
+    message = the_error(ws, text, "global.remote_url")
+    assert "remote is 'homelab', but remote_url is not set" in message
+    assert "https://host:8443" in message

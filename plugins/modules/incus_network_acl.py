@@ -1,0 +1,232 @@
+#!/usr/bin/python
+# Copyright: aistack developers
+# Apache License 2.0 (see galaxy.yml)
+"""Ansible module: an Incus network ACL (ingress and egress rules)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_network_acl
+short_description: Manage an Incus network ACL (its ingress and egress rules)
+version_added: 0.1.0
+description:
+  - Creates, updates or removes one Incus network ACL through the Incus REST API (pylxd).
+  - An ACL is declared in full; O(ingress) and O(egress) replace the rules it
+    holds, so a rule removed from the request is removed from the ACL.
+  - Rules are compared as sets of their fields (Incus orders rules by action,
+    not by their place in the list), with C(state) defaulting to V(enabled).
+  - Assign the ACL with C(security.acls) on a network or on an instance's NIC
+    device. On a bridge, ACLs on NIC devices need Incus's nftables firewall driver.
+author: aistack developers
+options:
+  name:
+    description: ACL name (letters, digits and dashes, at most 63 characters).
+    type: str
+    required: true
+  project:
+    description:
+      - Project the ACL lives in. ACLs follow the networks, so for a project
+        without C(features.networks) this is V(default).
+    type: str
+    default: default
+  description:
+    description: Free-text description. Left unchanged when omitted.
+    type: str
+  ingress:
+    description:
+      - Rules for traffic towards the NIC; each a mapping of Incus rule fields
+        (C(action), C(source), C(destination), C(protocol), C(destination_port), ...).
+      - C(source), C(destination) and the port fields may be lists; they are
+        joined with commas, as Incus stores them.
+    type: list
+    elements: dict
+    default: []
+  egress:
+    description: Rules for traffic leaving the NIC; same fields as O(ingress).
+    type: list
+    elements: dict
+    default: []
+  state:
+    description:
+      - V(present) creates or updates; V(absent) removes.
+      - Incus refuses to remove an ACL while a network or NIC uses it.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - homelab.aistack.incus
+"""
+
+EXAMPLES = r"""
+- name: Ollama on ai only for web and the host; everything outbound allowed
+  homelab.aistack.incus_network_acl:
+    name: aistack-lab-ai
+    description: what may reach ai
+    ingress:
+      - action: allow
+        protocol: tcp
+        source: [10.100.10.1, 10.100.10.20]
+        destination_port: "11434"
+    egress:
+      - {action: allow}
+
+- name: Remove the ACL (after no NIC uses it)
+  homelab.aistack.incus_network_acl:
+    name: aistack-lab-ai
+    state: absent
+"""
+
+RETURN = r"""
+network_acl:
+  description: The ACL after the run (as it would be, in check mode); empty when absent.
+  returned: always
+  type: dict
+  sample:
+    name: aistack-lab-ai
+    description: what may reach ai
+    ingress:
+      - action: allow
+        state: enabled
+        protocol: tcp
+        source: 10.100.10.20
+        destination_port: "11434"
+    egress: []
+changes:
+  description: Names of the fields that differed from the request.
+  returned: always
+  type: list
+  elements: str
+  sample: [ingress]
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
+    IncusError,
+    connection_argument_spec,
+    exit_with,
+    run_module,
+    stringify,
+)
+
+ACTIONS = ("allow", "allow-stateless", "reject", "drop")
+RULE_KEYS = (
+    "action",
+    "state",
+    "description",
+    "source",
+    "destination",
+    "protocol",
+    "source_port",
+    "destination_port",
+    "icmp_type",
+    "icmp_code",
+)
+
+
+def _rule(rule: dict, where: str) -> dict:
+    """A rule as Incus stores it: every known field a string, empty ones dropped."""
+    unknown = sorted(set(rule) - set(RULE_KEYS))
+    if unknown:
+        raise IncusError(
+            f"{where}: unknown rule field(s) {', '.join(unknown)}; use {', '.join(RULE_KEYS)}."
+        )
+    # A list of addresses or ports is written the way Incus stores it: comma-joined.
+    joined = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in rule.items()}
+    out = {k: v for k, v in stringify(joined).items() if v != ""}
+    out.setdefault("state", "enabled")
+    if out.get("action") not in ACTIONS:
+        raise IncusError(f"{where}: action must be one of {', '.join(ACTIONS)}.")
+    return out
+
+
+def _rules(rules: list | None) -> list[dict]:
+    return [{k: v for k, v in stringify(r).items() if v != ""} for r in rules or []]
+
+
+def _key(rules: list[dict]) -> list[tuple]:
+    return sorted(tuple(sorted(r.items())) for r in rules)
+
+
+def _view(obj: dict | None) -> dict:
+    if not obj:
+        return {}
+    return {
+        "name": obj["name"],
+        "description": obj.get("description", ""),
+        "ingress": _rules(obj.get("ingress")),
+        "egress": _rules(obj.get("egress")),
+    }
+
+
+def main() -> None:
+    spec = connection_argument_spec()
+    spec.update(
+        name={"type": "str", "required": True},
+        project={"type": "str", "default": "default"},
+        description={"type": "str"},
+        ingress={"type": "list", "elements": "dict", "default": []},
+        egress={"type": "list", "elements": "dict", "default": []},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+
+    def body(api) -> None:
+        name, project = p["name"], p["project"]
+        if p["state"] == "absent" and not api.project_exists(project):
+            module.exit_json(changed=False, network_acl={}, changes=[])
+        api.require_project(project)
+        path = f"network-acls/{name}"
+        current = api.get(path, project)
+        before = _view(current)
+        if p["state"] == "absent":
+            if current is None:
+                module.exit_json(changed=False, network_acl={}, changes=[])
+            if not module.check_mode:
+                api.delete(f"Removing Incus network ACL '{name}'", path, project)
+            exit_with(module, "network_acl", before, {}, ["state"])
+
+        ingress = [_rule(r, f"ACL '{name}' ingress[{i}]") for i, r in enumerate(p["ingress"])]
+        egress = [_rule(r, f"ACL '{name}' egress[{i}]") for i, r in enumerate(p["egress"])]
+        if current is None:
+            after = {
+                "name": name,
+                "description": p["description"] or "",
+                "ingress": ingress,
+                "egress": egress,
+            }
+            if not module.check_mode:
+                api.post(f"Creating Incus network ACL '{name}'", "network-acls", after, project)
+                after = _view(api.get(path, project))
+            exit_with(module, "network_acl", {}, after, ["state"])
+
+        changes: list[str] = []
+        if _key(before["ingress"]) != _key(ingress):
+            changes.append("ingress")
+        if _key(before["egress"]) != _key(egress):
+            changes.append("egress")
+        description = before["description"]
+        if p["description"] is not None and p["description"] != description:
+            changes.append("description")
+            description = p["description"]
+        after = dict(before, description=description, ingress=ingress, egress=egress)
+        if changes and not module.check_mode:
+            api.put(
+                f"Updating Incus network ACL '{name}' ({', '.join(changes)})",
+                path,
+                {
+                    "description": description,
+                    "ingress": ingress,
+                    "egress": egress,
+                    "config": (current or {}).get("config") or {},
+                },
+                project,
+            )
+            after = _view(api.get(path, project))
+        exit_with(module, "network_acl", before, after, changes)
+
+    run_module(module, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The aistack live protocol: `WS /v1/audio/stream` (documented in stt/README.md).
+
+client → server
+  text   {"type": "start", "model", "language", "mode": "continue" | "auto_end",
+          "vad_threshold", "vad_silence_ms", "partial_interval_ms"}   (all optional)
+  binary PCM16 little-endian, mono, 16 kHz; any frame size up to the limit
+  text   {"type": "stop"}   finish the utterance in progress, send its final, close
+server → client
+  {"type": "session.started", "session_id", "options", "limits", "audio", "started_at"}
+  {"type": "speech.started", "utterance", "start"}
+  {"type": "partial", "utterance", "committed", "unstable", "text"}
+  {"type": "speech.stopped", "utterance", "end"}
+  {"type": "final", "utterance", "text", "start", "end", "language", "segments": [...]}
+  {"type": "session.ended", "reason"}
+  {"type": "error", "code", "message"}      (followed by a close where the session cannot go on)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict
+
+from fastapi import WebSocket
+
+from ..config import StreamLimits
+from ..errors import APIError
+from .events import Event, as_message
+from .loop import (
+    CLOSE_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    Step,
+    close_with_error,
+)
+from .options import OptionError, StreamOptions, parse_options
+from .session import LiveSession, Transcribe
+from .vad import SAMPLE_RATE
+
+
+class AistackProtocol:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        limits: StreamLimits,
+        transcribe: Transcribe,
+        sid: str,
+        beam_size: int,
+    ) -> None:
+        self.websocket = websocket
+        self.limits = limits
+        self.transcribe = transcribe
+        self.sid = sid
+        self.beam_size = beam_size
+        self.session: LiveSession | None = None
+        self.closed = False
+        self.reason = "stop"
+        self._lock = asyncio.Lock()  # partials and finals are sent from their own tasks
+
+    async def send(self, message: dict) -> None:
+        if self.closed:
+            return
+        async with self._lock:
+            await self.websocket.send_json(message)
+
+    async def emit(self, event: Event) -> None:
+        await self.send(as_message(event))
+
+    async def opened(self) -> None:
+        pass  # session.started waits for the start message (or the first audio)
+
+    async def handle(self, message: dict) -> Step:
+        data, text = message.get("bytes"), message.get("text")
+        if data is not None:
+            return await self._audio(data)
+        try:
+            control = _control(text)
+        except OptionError as exc:
+            return await self._refuse(CLOSE_POLICY, "invalid_message", str(exc))
+        kind = control.get("type")
+        if kind == "start":
+            if self.session is not None:
+                return await self._refuse(
+                    CLOSE_POLICY,
+                    "invalid_message",
+                    "the session has already started; send audio or stop",
+                )
+            try:
+                options = parse_options(control, StreamOptions())
+            except OptionError as exc:
+                return await self._refuse(CLOSE_POLICY, "invalid_option", str(exc))
+            await self._open(options)
+            return Step.CONTINUE
+        if kind == "stop":
+            session = self.session
+            if session is not None and session.options.mode == "auto_end" and session.count:
+                self.reason = "utterance_complete"  # its final is pending; stop changes nothing
+            return Step.STOP
+        return await self._refuse(
+            CLOSE_POLICY, "invalid_message", f"unknown message type {kind!r}; use start or stop"
+        )
+
+    async def _audio(self, data: bytes) -> Step:
+        if len(data) > self.limits.max_frame_bytes:
+            return await self._refuse(
+                CLOSE_TOO_BIG,
+                "frame_too_large",
+                f"an audio frame of {len(data)} bytes is over the limit of "
+                f"{self.limits.max_frame_bytes} (AISTACK_STT_STREAM_MAX_FRAME_BYTES); send "
+                "smaller frames, e.g. 100 ms (3200 bytes)",
+            )
+        if len(data) % 2:
+            return await self._refuse(
+                CLOSE_POLICY,
+                "invalid_audio",
+                f"an audio frame of {len(data)} bytes is not whole 16-bit samples; "
+                "send PCM16 little-endian mono at 16 kHz",
+            )
+        if self.session is None:
+            await self._open(StreamOptions())
+        await self.session.feed(data)
+        return Step.CONTINUE
+
+    async def _open(self, options: StreamOptions) -> None:
+        self.session = LiveSession(options, self.limits, self.transcribe, self.emit, self.beam_size)
+        await self.send(
+            {
+                "type": "session.started",
+                "session_id": self.sid,
+                "options": asdict(options),
+                "limits": asdict(self.limits),
+                "audio": {"encoding": "pcm_s16le", "sample_rate": SAMPLE_RATE, "channels": 1},
+                "started_at": time.time(),
+            }
+        )
+
+    async def session_ended(self) -> Step:
+        self.reason = "utterance_complete"
+        return Step.STOP
+
+    async def idle_timeout(self) -> None:
+        await close_with_error(
+            self.websocket,
+            CLOSE_NORMAL,
+            "idle_timeout",
+            f"no audio or message for {self.limits.idle_timeout_s:g} s "
+            "(AISTACK_STT_STREAM_IDLE_TIMEOUT_S); the session is closed",
+        )
+
+    async def finish(self) -> None:
+        if self.session is not None:
+            await self.session.stop()
+            if self.session.failure is not None:
+                raise self.session.failure
+        await self.send({"type": "session.ended", "reason": self.reason})
+        await self.websocket.close(code=CLOSE_NORMAL)
+
+    async def failed(self, exc: APIError) -> None:
+        code = CLOSE_ERROR if exc.status >= 500 else CLOSE_POLICY
+        await close_with_error(self.websocket, code, exc.code or "error", exc.message)
+
+    async def _refuse(self, code: int, error: str, message: str) -> Step:
+        await close_with_error(self.websocket, code, error, message)
+        return Step.CLOSED
+
+
+def _control(text: str | None) -> dict:
+    try:
+        value = json.loads(text or "")
+    except ValueError:
+        raise OptionError("message", 'a text message must be JSON, e.g. {"type": "stop"}') from None
+    if not isinstance(value, dict):
+        raise OptionError("message", "a text message must be a JSON object with a type")
+    return value

@@ -1,0 +1,112 @@
+"""The one receive loop every live protocol runs, and what a protocol adapter supplies.
+
+The loop waits for the next client message, the session's end (auto_end's final, or a
+failed transcription), or the idle timeout, which does not count while a final is still
+being transcribed. Everything protocol-specific (message shapes, error events, close
+codes) is the adapter's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from typing import Protocol
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from ..config import StreamLimits
+from ..errors import APIError
+from .session import LiveSession
+
+# WebSocket close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG = 1000, 1008, 1009
+CLOSE_ERROR, CLOSE_TRY_LATER = 1011, 1013
+
+
+class Step(enum.Enum):
+    CONTINUE = "continue"  # read the next message
+    STOP = "stop"  # the client is done: finish the session normally
+    CLOSED = "closed"  # the adapter has closed the connection (a refusal)
+
+
+class ProtocolAdapter(Protocol):
+    session: LiveSession | None
+    closed: bool  # set by the loop when it ends; the adapter's send then does nothing
+
+    async def opened(self) -> None:
+        """The connection is accepted and authorised: greet the client."""
+
+    async def handle(self, message: dict) -> Step:
+        """One client message (ASGI `websocket.receive`: `bytes` or `text`)."""
+
+    async def session_ended(self) -> Step:
+        """The session ended by itself (auto_end's final was sent)."""
+
+    async def idle_timeout(self) -> None:
+        """Nothing came for `idle_timeout_s`: say so and close."""
+
+    async def finish(self) -> None:
+        """A normal end: wait for the session's finals, say goodbye, close."""
+
+    async def failed(self, exc: APIError) -> None:
+        """A transcription failed for a reason the client must hear: report and close."""
+
+
+async def receive_loop(
+    websocket: WebSocket, limits: StreamLimits, adapter: ProtocolAdapter
+) -> None:
+    try:
+        await adapter.opened()
+        while True:
+            step = await _next(websocket, limits, adapter)
+            if step is Step.CLOSED:
+                return
+            if step is Step.STOP:
+                await adapter.finish()
+                return
+    except WebSocketDisconnect:
+        pass
+    except APIError as exc:
+        await adapter.failed(exc)
+    finally:
+        adapter.closed = True
+        if adapter.session is not None:
+            await adapter.session.close()
+
+
+async def _next(websocket: WebSocket, limits: StreamLimits, adapter: ProtocolAdapter) -> Step:
+    session = adapter.session
+    waiter = asyncio.ensure_future(websocket.receive())
+    ended = asyncio.ensure_future(session.ended.wait()) if session is not None else None
+    try:
+        done, _ = await asyncio.wait(
+            [waiter] + ([ended] if ended else []),
+            timeout=limits.idle_timeout_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        if ended is not None and not ended.done():
+            ended.cancel()
+    if ended is not None and ended in done:
+        waiter.cancel()
+        if session.failure is not None:
+            raise session.failure
+        return await adapter.session_ended()
+    if not done:
+        waiter.cancel()
+        if session is not None and session.busy():
+            return Step.CONTINUE
+        await adapter.idle_timeout()
+        return Step.CLOSED
+    message = waiter.result()
+    if message["type"] == "websocket.disconnect":
+        return Step.CLOSED
+    return await adapter.handle(message)
+
+
+async def close_with_error(websocket: WebSocket, code: int, error: str, message: str) -> None:
+    """The aistack protocol's refusal: an error event, then a close naming the reason."""
+    with contextlib.suppress(Exception):
+        await websocket.send_json({"type": "error", "code": error, "message": message})
+        await websocket.close(code=code, reason=error)

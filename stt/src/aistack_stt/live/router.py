@@ -1,0 +1,120 @@
+"""The live endpoints: authorisation, the session limit, and which protocol runs the loop."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import APIRouter, WebSocket
+
+from ..config import StreamLimits
+from .aistack_protocol import AistackProtocol
+from .loop import CLOSE_POLICY, CLOSE_TRY_LATER, close_with_error, receive_loop
+from .openai_realtime import RealtimeProtocol
+from .session import Transcribe
+
+
+class SessionCounter:
+    """Sessions open now, across both WebSocket endpoints (event loop only: no lock)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    @contextlib.contextmanager
+    def claim(self):
+        if self.active >= self.limit:
+            raise OverflowError
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+
+def authorized(websocket: WebSocket) -> bool:
+    """Same key as the HTTP API, from the Authorization header or `?api_key=` (browsers)."""
+    settings = getattr(websocket.app.state, "settings", None)
+    key = getattr(settings, "api_key", None)
+    if not key:
+        return True
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
+        return True
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    for proto in offered:  # how OpenAI's browser clients pass the key
+        if proto.startswith("openai-insecure-api-key."):
+            given = proto.removeprefix("openai-insecure-api-key.")
+            if hmac.compare_digest(given.encode(), key.encode()):
+                return True
+    query = websocket.query_params.get("api_key", "")
+    return bool(query) and hmac.compare_digest(query.encode(), key.encode())
+
+
+def default_transcriber(websocket: WebSocket) -> Transcribe:
+    return websocket.app.state.engine.transcribe
+
+
+@dataclass(frozen=True)
+class LiveRouter:
+    router: APIRouter
+    sessions: SessionCounter
+
+
+def create_live_router(
+    limits: StreamLimits | None = None,
+    transcriber: Callable[[WebSocket], Transcribe] = default_transcriber,
+) -> LiveRouter:
+    limits = limits or StreamLimits()
+    router = APIRouter()
+    sessions = SessionCounter(limits.max_sessions)
+    ids = itertools.count(1)
+
+    async def serve(websocket: WebSocket, protocol: type, sid: str, hint: str) -> None:
+        if not authorized(websocket):
+            await close_with_error(
+                websocket, CLOSE_POLICY, "invalid_api_key", f"missing or wrong API key: {hint}"
+            )
+            return
+        settings = getattr(websocket.app.state, "settings", None)
+        beam_size = getattr(settings, "beam_size", 5)
+        try:
+            with sessions.claim():
+                adapter = protocol(websocket, limits, transcriber(websocket), sid, beam_size)
+                await receive_loop(websocket, limits, adapter)
+        except OverflowError:
+            await close_with_error(
+                websocket,
+                CLOSE_TRY_LATER,
+                "too_many_sessions",
+                f"the server already has {limits.max_sessions} live sessions "
+                "(AISTACK_STT_STREAM_MAX_SESSIONS); try again later",
+            )
+
+    @router.websocket("/v1/audio/stream")
+    async def stream(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await serve(
+            websocket,
+            AistackProtocol,
+            f"s{next(ids)}",
+            "send Authorization: Bearer <key> or ?api_key=<key>",
+        )
+
+    @router.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket) -> None:
+        offered = websocket.headers.get("sec-websocket-protocol", "")
+        await websocket.accept(
+            subprotocol="realtime" if "realtime" in offered.split(", ") else None
+        )
+        await serve(
+            websocket,
+            RealtimeProtocol,
+            f"sess_{next(ids)}",
+            "send Authorization: Bearer <key>",
+        )
+
+    return LiveRouter(router, sessions)

@@ -1,0 +1,94 @@
+"""The three service units, rendered from the role templates with the role
+defaults, are rated below 4.0 by `systemd-analyze security --offline` and carry
+the resource limits. The molecule scenarios prove the services still start
+under them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MAX_EXPOSURE = 4.0
+UNITS = {
+    "ollama_server": ("ollama.service.j2", "ollama.service"),
+    "stt_server": ("aistack-stt.service.j2", "aistack-stt.service"),
+    "open_webui": ("open-webui.service.j2", "open-webui.service"),
+}
+# What the tasks register before the unit is written; a CPU-only machine.
+FACTS = {"__stt_server_runtime": {"device": "cpu"}, "aistack_instance": {"gpu": False,
+         "ip": "10.100.10.10"}}  # fmt: skip
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, Path]:
+    """Each unit as Ansible renders it from the role's defaults and vars."""
+    out = tmp_path_factory.mktemp("units")
+    tasks = []
+    for role, (template, unit) in UNITS.items():
+        base = REPO / "roles" / role
+        tasks.append({"ansible.builtin.include_vars": str(base / "defaults" / "main.yml")})
+        tasks.append({"ansible.builtin.include_vars": str(base / "vars" / "main.yml")})
+        tasks.append({"ansible.builtin.template": {
+            "src": str(base / "templates" / template),
+            "dest": str(out / unit), "mode": "0644"}})  # fmt: skip
+    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
+             "vars": dict(FACTS, ansible_python_interpreter=sys.executable,
+                          ansible_facts={"architecture": "x86_64", "distribution": "Debian"}),
+             "tasks": tasks}]  # fmt: skip
+    (out / "render.yml").write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    run = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(out / "render.yml")],
+        capture_output=True, text=True, env=env, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    return {role: out / unit for role, (_, unit) in UNITS.items()}
+
+
+def _exposure(unit: Path) -> float:
+    run = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", run.stdout + run.stderr)
+    assert found, run.stdout + run.stderr
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize("role", sorted(UNITS))
+def test_unit_exposure_is_below_four(rendered: dict[str, Path], role: str) -> None:
+    exposure = _exposure(rendered[role])
+    assert exposure < MAX_EXPOSURE, f"{rendered[role].name} is rated {exposure}"
+
+
+@pytest.mark.parametrize("role", sorted(UNITS))
+def test_unit_sets_the_resource_limits(rendered: dict[str, Path], role: str) -> None:
+    text = rendered[role].read_text()
+    assert re.search(r"^LimitNOFILE=65536$", text, re.MULTILINE), text
+    assert re.search(r"^MemoryMax=90%$", text, re.MULTILINE), text
+    assert re.search(r"^TasksMax=\d+$", text, re.MULTILINE), text
+
+
+@pytest.mark.parametrize("role", sorted(UNITS))
+def test_unit_has_no_directive_systemd_does_not_know(
+    rendered: dict[str, Path], role: str
+) -> None:
+    """Every directive is one systemd 252 knows (a typo would silently weaken the unit)."""
+    run = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(rendered[role])],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "Unknown key" not in run.stderr and "Unknown lvalue" not in run.stderr, run.stderr
