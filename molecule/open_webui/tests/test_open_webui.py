@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 
 import httpx
 from conftest import GATEWAY, WEBUI_URL
@@ -85,6 +87,32 @@ def test_ollama_connection_is_the_inventory_url(webui):
 def test_spoken_sentence_through_open_webui_comes_back_as_text(webui, stt_url):
     text = webui.transcribe(synthesize_wav(SENTENCE))
     assert _words(text) == _words(SENTENCE)
+
+
+def _browser_recording(wav: bytes) -> bytes:
+    """WebM/Opus at 48 kHz, as Chrome's MediaRecorder records the microphone (ffmpeg-made)."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg is not installed on the controller (apt-get install ffmpeg)"
+    return subprocess.run(
+        [ffmpeg, "-nostdin", "-loglevel", "error", "-f", "wav", "-i", "pipe:0",
+         "-ar", "48000", "-c:a", "libopus", "-f", "webm", "pipe:1"],
+        input=wav, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def test_browser_recording_reaches_the_stt_service_as_it_came(host, webui, stt_url):
+    """The mic button's WebM/Opus, named recording.wav as call mode names it: the words."""
+    env = host.file("/etc/open-webui/open-webui.env").content_string
+    assert 'BYPASS_PYDUB_PREPROCESSING="true"' in env
+    spoken = "set a timer for ten minutes"
+    r = httpx.post(
+        f"{WEBUI_URL}/api/v1/audio/transcriptions",
+        files={"file": ("recording.wav", _browser_recording(synthesize_wav(spoken)), "audio/webm")},
+        headers={"Authorization": f"Bearer {webui.token}"},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    assert _words(r.json()["text"]) in (_words(spoken), _words("set a timer for 10 minutes"))
 
 
 def test_stt_answers_from_inside_the_container(host, stt_url):

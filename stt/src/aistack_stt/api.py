@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 from starlette.datastructures import UploadFile
 
-from . import formats
+from . import formats, silence
 from .audio import decode
 from .config import RESPONSE_FORMATS
 from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
@@ -47,6 +47,7 @@ class AudioForm:
     temperature: float | None
     granularities: tuple[str, ...]
     stream: bool
+    silence: silence.SilenceOptions  # defaults, or the request's extra fields (silence.py)
 
 
 async def _read_form(request: Request) -> AudioForm:
@@ -119,6 +120,10 @@ async def _read_form(request: Request) -> AudioForm:
     raw_stream = (text("stream") or "").lower()
     if raw_stream not in _TRUE + _FALSE:
         raise bad_param("stream", f"stream {raw_stream!r} is not true or false")
+    try:
+        silence_options = silence.from_form(text)
+    except silence.SilenceOptionError as exc:
+        raise bad_param(exc.field, str(exc)) from None
     return AudioForm(
         data=bytes(data),
         content_type=upload.content_type,
@@ -130,6 +135,7 @@ async def _read_form(request: Request) -> AudioForm:
         temperature=temperature,
         granularities=tuple(dict.fromkeys(granularities)),
         stream=raw_stream in _TRUE,
+        silence=silence_options,
     )
 
 
@@ -148,6 +154,7 @@ async def _handle(request: Request, task: str) -> Response:
         temperature=form.temperature,
         word_timestamps="word" in form.granularities,
         beam_size=request.app.state.settings.beam_size,
+        silence=form.silence,
     )
     if form.stream:
         return await _stream(engine, job)

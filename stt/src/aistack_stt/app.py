@@ -3,8 +3,8 @@
 Routers live in their own modules (`api.py` for the OpenAI/Speaches API, `health.py` for
 liveness, readiness and metrics); more can be added with `app.include_router`. Shared objects
 are kept on `app.state`: `settings`, `metrics`, `models` (ModelManager), `engine` (a
-`Transcriber`, engine.py: the scheduler unless one is passed in), `sessions` (live sessions
-open now) and `readiness`.
+`Transcriber`, engine.py: the speech gate in front of the scheduler, or in front of the one
+passed in), `sessions` (live sessions open now) and `readiness`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from .live import create_live_router
 from .metrics import Metrics
 from .models import ModelManager
 from .scheduling import Scheduler
+from .speech_gate import SpeechGate
 from .wyoming import Services, WyomingServer
 
 log = logging.getLogger("aistack_stt")
@@ -157,8 +158,10 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.models = ModelManager(settings, metrics)
-    # Lanes, batching and the bounded queue (scheduling/), tuned by settings.scheduler.
-    app.state.engine = engine or Scheduler(app.state.models, settings.scheduler, metrics)
+    # Lanes, batching and the bounded queue (scheduling/), tuned by settings.scheduler;
+    # in front of it the speech gate, which answers requests without speech (speech_gate.py).
+    inner = engine or Scheduler(app.state.models, settings.scheduler, metrics)
+    app.state.engine = SpeechGate(inner, app.state.models)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
     install_handlers(app)

@@ -26,15 +26,14 @@ from faster_whisper.transcribe import get_compression_ratio, get_suppressed_toke
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from .engine import TranscriptionRequest
+from .silence import DEFAULT as DEFAULT_SILENCE
+from .silence import SilenceOptions
 
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-COMPRESSION_RATIO_THRESHOLD = 2.4
-LOG_PROB_THRESHOLD = -1.0
-NO_SPEECH_THRESHOLD = 0.6
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class DecodeOptions:
     temperatures: tuple[float, ...] = FALLBACK_TEMPERATURES
     prompt: str | None = None
     word_timestamps: bool = False
+    silence: SilenceOptions = DEFAULT_SILENCE  # thresholds for silence and temperature retries
 
     @classmethod
     def for_request(cls, request: TranscriptionRequest) -> DecodeOptions:
@@ -57,6 +57,7 @@ class DecodeOptions:
             temperatures=temps,
             prompt=request.prompt or None,
             word_timestamps=request.word_timestamps,
+            silence=request.silence,
         )
 
 
@@ -165,14 +166,8 @@ class BatchDecoder:
                 out["compression_ratio"] = get_compression_ratio(out["text"])
                 if best[i] is None or out["avg_logprob"] > best[i]["avg_logprob"]:
                     best[i] = out
-                silent = (
-                    out["no_speech_prob"] > NO_SPEECH_THRESHOLD
-                    and out["avg_logprob"] < LOG_PROB_THRESHOLD
-                )
-                failed = (
-                    out["compression_ratio"] > COMPRESSION_RATIO_THRESHOLD
-                    or out["avg_logprob"] < LOG_PROB_THRESHOLD
-                )
+                silent = options.silence.window_is_silent(out["no_speech_prob"], out["avg_logprob"])
+                failed = options.silence.needs_retry(out["compression_ratio"], out["avg_logprob"])
                 if failed and not silent:
                     retry.append(i)
                 else:
@@ -187,11 +182,7 @@ class BatchDecoder:
             assert out is not None
             size = int(math.ceil(window.duration) * model.frames_per_second)
             sizes.append(size)
-            silent = (
-                out["no_speech_prob"] > NO_SPEECH_THRESHOLD
-                and out["avg_logprob"] < LOG_PROB_THRESHOLD
-            )
-            if silent:
+            if options.silence.window_is_silent(out["no_speech_prob"], out["avg_logprob"]):
                 per_window.append([])
                 continue
             pieces, _, _ = model._split_segments_by_timestamps(

@@ -20,6 +20,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .errors import APIError
+from .silence import DEFAULT as DEFAULT_SILENCE
+from .silence import SilenceOptions
 
 TASKS = ("transcribe", "translate")
 
@@ -34,6 +36,7 @@ class TranscriptionRequest:
     temperature: float | None = None  # None or 0: faster-whisper's fallback schedule
     word_timestamps: bool = False
     beam_size: int = 5
+    silence: SilenceOptions = DEFAULT_SILENCE  # silence.py: VAD gate and no-speech thresholds
 
 
 @dataclass(frozen=True)
