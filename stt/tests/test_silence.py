@@ -34,7 +34,9 @@ def _sox(*args: str) -> None:
 
 
 def _synth(out: Path, seconds: float, *effect: str) -> Path:
-    _sox("-n", "-r", "16000", "-c", "1", "-b", "16", str(out), "synth", str(seconds), *effect)
+    # -R seeds sox's noise generators: the same noise on every run, so a test that fails
+    # fails every time (random noise made the speech-under-noise case pass or fail by draw).
+    _sox("-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(out), "synth", str(seconds), *effect)
     return out
 
 
