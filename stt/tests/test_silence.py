@@ -105,7 +105,7 @@ def test_a_click_of_the_mic_gives_no_words(server: LiveServer, clips: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("colour", "level"), [("pinknoise", "0.2"), ("whitenoise", "0.1"), ("brownnoise", "0.4")]
+    ("colour", "level"), [("pinknoise", "0.2"), ("whitenoise", "0.1"), ("brownnoise", "0.3")]
 )
 def test_speech_with_noise_under_it_keeps_its_words(
     server: LiveServer, speech: Speech, clips: Path, colour: str, level: str
