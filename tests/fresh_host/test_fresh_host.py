@@ -35,8 +35,11 @@ b = uuid.uuid4().hex
 body = (f"--{b}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
         f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.wav\"\r\n"
         f"Content-Type: audio/wav\r\n\r\n").encode() + audio + f"\r\n--{b}--\r\n".encode()
+# The key make apply generated (closed by default); the lookup file may carry a salt after it.
+key = open(sys.argv[2]).read().split()[0]
 req = urllib.request.Request(sys.argv[1], data=body,
-                             headers={"Content-Type": f"multipart/form-data; boundary={b}"})
+                             headers={"Content-Type": f"multipart/form-data; boundary={b}",
+                                      "Authorization": f"Bearer {key}"})
 print(urllib.request.urlopen(req, timeout=300).read().decode())
 """
 GET = r"""
@@ -149,7 +152,9 @@ def test_stt_transcribes_a_spoken_sentence_from_inside_the_host(applied, fresh_h
     assert applied.returncode == 0
     fresh_host.push(synthesize_wav(SENTENCE), "/root/command.wav")
     out = fresh_host.run(
-        f"{_py(TRANSCRIBE)} http://{AI_IP}:8000/v1/audio/transcriptions", timeout=300
+        f"{_py(TRANSCRIBE)} http://{AI_IP}:8000/v1/audio/transcriptions "
+        f"{fresh.CHECKOUT}/.aistack/secrets/stt_api_key-ai",
+        timeout=300,
     ).stdout
     heard = _words(json.loads(out)["text"])
     # The example runs the CPU default, the multilingual base model, which may hear

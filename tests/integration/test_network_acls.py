@@ -54,6 +54,10 @@ INFRA = textwrap.dedent(
             ip: {FAR[1]}
           {NEAR[0]}:
             ip: {NEAR[1]}
+    # The ACLs are the point here; the HTTPS front door would take the host's port 443,
+    # which the end-to-end stack running beside this test holds.
+    front_door:
+      enabled: false
     """
 )
 
