@@ -137,7 +137,16 @@ def speak_into_open_webui(
             page.goto(url + "/", wait_until="domcontentloaded")
             secure = bool(page.evaluate("window.isSecureContext"))
             button = page.locator("#voice-input-button")
-            button.wait_for(state="visible")
+            try:
+                button.wait_for(state="visible")
+            except Exception as exc:
+                # Say what the page showed instead: the screenshot, where it ended up, its text.
+                page.screenshot(path=str(screenshot))
+                body = page.locator("body").inner_text(timeout=5000)[:2000]
+                raise AssertionError(
+                    f"no microphone button at {page.url} (screenshot {screenshot}); "
+                    f"the page says: {body!r}"
+                ) from exc
             # A first visit may open a "what's new" dialog over the chat; dismiss it.
             page.keyboard.press("Escape")
             button.click()
