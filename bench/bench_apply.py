@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchdoc import write_section  # noqa: E402
+
 from tests.helpers.checkout import make_checkout, ollama_test_double_vars  # noqa: E402
 
 DOMAIN, SUBNET_ID = "bench", 99
@@ -100,14 +102,7 @@ def main() -> int:
     )
     print(body)
     if args.write:
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-        pattern = re.compile(rf"(?ms)^{re.escape(SECTION)}\n.*?(?=^## |\Z)")
-        if pattern.search(text):
-            text = pattern.sub(body + "\n", text)
-        else:
-            text = text.rstrip() + "\n\n" + body
-        doc.write_text(text)
+        write_section(SECTION, body)
     ok = first.seconds < 600 and second.seconds < 90 and second.changed() == 0
     return 0 if ok else 1
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from benchdoc import free_port, write_section
 from faster_whisper import WhisperModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,12 +70,6 @@ def synthesize(text: str, out: Path) -> Path:
 def audio_seconds(path: Path) -> float:
     out = subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True)
     return float(out.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(model: Path, threads: int) -> tuple[subprocess.Popen, str]:
@@ -200,23 +194,6 @@ NOTES = (
 )
 
 
-def write_section(text: str) -> None:
-    """Replace only this benchmark's section; other sections belong to other benchmarks."""
-    doc = ROOT / "docs" / "benchmarks.md"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    lines = current.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        new = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    doc.write_text(new)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -248,7 +225,7 @@ def main() -> int:
     text = table(rows, args.threads, args.runs, args.model, load)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0 if all(r.overhead <= TARGET for r in rows) else 1
 
 

@@ -30,7 +30,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import voice_corpus  # noqa: E402
-from voice_path import ROOT, start_stt, stop, write_section  # noqa: E402
+from benchdoc import write_section  # noqa: E402
+from voice_path import ROOT, start_stt, stop  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "stt" / "src"))
 from aistack_stt import silence  # noqa: E402
@@ -147,7 +148,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(text, SECTION)
+        write_section(SECTION, text)
     return 0
 
 

@@ -24,7 +24,6 @@ import asyncio
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
+from benchdoc import free_port, write_section
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -49,12 +49,6 @@ SECTION = "## Wyoming"
 TARGET = 1.05
 COMMAND = "Turn on the kitchen lights and the hallway lamp."
 RATE, WIDTH, CHANNELS = 16000, 2, 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_clip(tmp: Path) -> tuple[bytes, Path, float]:
@@ -227,23 +221,6 @@ def report(times: dict[str, list[float]], audio_s: float, runs: int, load: tuple
     )
 
 
-def write_section(text: str) -> None:
-    """Replace only this benchmark's section; other sections belong to other benchmarks."""
-    doc = ROOT / "docs" / "benchmarks.md"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    lines = current.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        new = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    doc.write_text(new)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=21)
@@ -293,7 +270,7 @@ def main() -> int:
     text = report(times, audio_s, args.runs, (load_before, load_after))
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

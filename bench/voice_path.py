@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import voice_corpus  # noqa: E402
+from benchdoc import free_port, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Voice path through Open WebUI"
@@ -50,12 +50,6 @@ LABELS = {
     "owui-mp3": "(b) Open WebUI, converted to mp3 (its default)",
     "owui-bypass": "(c) Open WebUI, BYPASS_PYDUB_PREPROCESSING=true",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
@@ -327,20 +321,6 @@ def table(results: dict[str, PathResult], meta: dict, args: argparse.Namespace) 
     return "\n".join(lines)
 
 
-def write_section(text: str, section: str = SECTION) -> None:
-    """Replace `section` (up to the next `## `) of docs/benchmarks.md, or append it."""
-    doc = ROOT / "docs" / "benchmarks.md"
-    body = doc.read_text()
-    if section in body:
-        start = body.index(section)
-        end = body.find("\n## ", start + len(section))
-        rest = body[end + 1 :] if end != -1 else ""
-        body = body[:start] + text.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
-    else:
-        body = body.rstrip("\n") + "\n\n" + text
-    doc.write_text(body)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--owui-python", type=Path, required=True,
@@ -363,7 +343,7 @@ def main() -> int:
         text += language_check(args)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 
