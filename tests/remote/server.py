@@ -3,7 +3,7 @@
 The container is built by tests/fresh_host/host.py (systemd as PID 1, privileged, cgroups
 read-write: see there why) in its own project `r-remote` on bridge `br-r-remote`
 (10.151.0.0/24). Incus comes from bookworm-backports through the outer host's mirrors,
-exactly as on a new Debian 12 host; the server listens for the API on its bridge address
+as on a new Debian 12 host; the server listens for the API on its bridge address
 and trusts nobody until the test hands a trust token to the controller.
 """
 
@@ -36,12 +36,15 @@ storage_pools:
 
 
 def install_incus(server: nested.FreshHost) -> None:
-    """Incus from bookworm-backports, started by systemd, listening on its address."""
+    """Incus (containers only) from bookworm-backports, started by systemd, listening on
+    its address."""
     nested.trust_host_cas(server)
     server.push(BACKPORTS.encode(), "/etc/apt/sources.list.d/backports.sources")
     server.run("until apt-get update -q; do sleep 3; done", timeout=300, log="remote-apt.log")
+    # incus-base is the container-only daemon: the full `incus` package also pulls QEMU
+    # for virtual machines, four times the download for nothing this test uses.
     server.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q -t bookworm-backports "
-               "incus", timeout=900, log="remote-apt-install.log")
+               "incus-base", timeout=900, log="remote-apt-install.log")
     server.run("systemctl start incus.service && incus admin waitready --timeout 120",
                timeout=180)
     server.push(PRESEED.encode(), "/root/preseed.yml")

@@ -14,6 +14,8 @@ test machine's own client never learns the remote. The tests run in file order.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import stat
 import subprocess
@@ -101,6 +103,17 @@ class Controller:
         return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=self.env(),
                               timeout=900)
 
+    def module(self, args: dict) -> dict:
+        """homelab.aistack.incus_remote run once on localhost; its result."""
+        env = self.env()
+        env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+        cmd = [str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-i", "localhost,",
+               "-c", "local", "-e", f"ansible_python_interpreter={ROOT / '.venv/bin/python'}",
+               "-m", "homelab.aistack.incus_remote", "-a", json.dumps(args)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
+                              timeout=120)
+        return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
     def incus(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["incus", *args], capture_output=True, text=True,
                               env=self.env(), timeout=120)
@@ -132,6 +145,34 @@ def applied(controller, remote_server):
     return result, token
 
 
+def test_a_token_for_another_server_is_refused_and_nothing_is_written(controller,
+                                                                      remote_server):
+    forged = base64.b64encode(json.dumps({
+        "client_name": "aistack", "fingerprint": "00" * 32, "secret": "00",
+        "addresses": [f"{remote.SITE.address}:{remote.PORT}"]}).encode()).decode()
+    result = controller.module({
+        "name": REMOTE, "url": remote.URL, "trust_token": forged,
+        "client_cert": str(controller.path / "other.crt"),
+        "client_key": str(controller.path / "other.key")})
+    assert result.get("failed") is True
+    assert f"but the trust token names {'00' * 32}" in result["msg"]
+    assert "the address reaches another server" in result["msg"]
+    assert not (controller.client_dir / "servercerts").exists()
+    assert remote.state(remote_server)["trusted"] == []
+
+
+def test_a_unix_remote_is_written_for_the_incus_client(controller):
+    """remote_url: unix:/path works for provisioning too: the CLI reaches it by name."""
+    socket = next(p for p in ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
+                  if Path(p).exists())
+    args = {"name": "r-sock", "url": f"unix:{socket}"}
+    first, second = controller.module(args), controller.module(args)
+    assert first["changed"] is True and second["changed"] is False, (first, second)
+    listed = controller.incus("project", "list", "r-sock:", "--format", "csv", "-c", "n")
+    assert listed.returncode == 0, listed.stderr
+    assert "default" in listed.stdout
+
+
 def test_an_untrusted_controller_is_refused_before_anything_is_made(controller, remote_server):
     before = remote.state(remote_server)
     result = controller.play("playbooks/infra.yml")
@@ -140,7 +181,7 @@ def test_an_untrusted_controller_is_refused_before_anything_is_made(controller, 
     assert "presents a TLS certificate this controller does not trust" in result.stdout
     assert "trust token" in result.stdout
     assert remote.state(remote_server) == before
-    assert not (controller.client_dir / "config.yml").exists()
+    assert not (controller.client_dir / "servercerts").exists()
 
 
 def test_the_first_run_builds_the_domain_on_the_remote(controller, remote_server, applied):
