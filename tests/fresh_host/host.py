@@ -5,6 +5,8 @@ project (`f-fresh`) on its own bridge (10.150.0.0/24, so the example's 10.100.10
 it never meets a bridge of the outer host). It receives what a new user has and nothing
 more: the repository as `git archive HEAD`, the tools the README asks for, and the outer
 host's CA trust (a host behind a TLS-intercepting proxy has that CA installed already).
+tests/remote builds its second Incus server the same way at another `Site` (project,
+bridge, address).
 
 Why the container is privileged, with cgroups mounted read-write: these test machines boot
 with cgroup v1 (hybrid). An unprivileged container sees the v1 controllers read-only, so

@@ -230,6 +230,15 @@ def test_provisioning_runs_in_the_remote_machine(controller, remote_server, appl
     assert marker.stdout == f"provisioned over {REMOTE}\n"
 
 
+def test_base_system_provisions_the_remote_machine(controller, remote_server, applied):
+    """The project's own role over the remote, as `make apply` runs it after the infra."""
+    result = controller.play("playbooks/base.yml", "-e", "base_system_timezone=Europe/Berlin")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert _recap(result.stdout, MACHINE)["failed"] == 0
+    zone = remote_server.run(f"incus exec --project {DOMAIN} {MACHINE} -- readlink /etc/localtime")
+    assert zone.stdout.strip().endswith("Europe/Berlin")
+
+
 def test_a_second_run_changes_nothing(controller, applied):
     # The token is spent; the pinned certificate and the trust carry the run.
     result = controller.play("playbooks/infra.yml")
