@@ -317,16 +317,21 @@ def main() -> None:
         if pinned and not check and _write(pinned, server_pem, 0o644):
             changes.append("server_certificate")
 
-        # In check mode the server is asked only when the files it needs exist already,
-        # and a token is never spent.
-        if not check or (have == (True, True) and (pinned is None or os.path.exists(pinned))):
-            api = IncusApi({
-                "url": url, "client_cert": cert, "client_key": key,
-                "server_cert": pinned, "validate_certs": True, "timeout": p["timeout"],
-                "trust_token": None if check else p["trust_token"],
-            })
-            if api.trusted_by_token:
-                changes.append("trust")
+        # Check mode spends no token and writes nothing, so the modules after this one
+        # could not reach a server this controller never connected to: say so, once.
+        if check and (have != (True, True) or (pinned and not os.path.exists(pinned))):
+            raise IncusError(
+                f"Check mode cannot show remote '{name}' yet: this controller has never "
+                "connected to it (no client certificate or pinned server certificate). "
+                "Run make apply once (with the trust token), then make check."
+            )
+        api = IncusApi({
+            "url": url, "client_cert": cert, "client_key": key,
+            "server_cert": pinned, "validate_certs": True, "timeout": p["timeout"],
+            "trust_token": None if check else p["trust_token"],
+        })
+        if api.trusted_by_token:
+            changes.append("trust")
 
         if not check:
             with open(cert, "rb") as fh:

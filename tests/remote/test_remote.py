@@ -182,6 +182,20 @@ def test_an_untrusted_controller_is_refused_before_anything_is_made(controller, 
     assert "trust token" in result.stdout
     assert remote.state(remote_server) == before
     assert not (controller.client_dir / "servercerts").exists()
+    # The client pair is made anyway: its certificate is what a user trusts by hand.
+    assert (controller.identity / "client.crt").exists()
+    # make check fails the same way, and writes nothing either.
+    checked = controller.play("playbooks/infra.yml", "--check")
+    assert checked.returncode != 0
+    assert "presents a TLS certificate this controller does not trust" in checked.stdout
+    assert not (controller.client_dir / "servercerts").exists()
+    # Check mode before any client pair exists: it would have to write one first.
+    fresh = controller.path / "never-applied"
+    checked = controller.play("playbooks/infra.yml", "--check", "-e",
+                              f"aistack_incus_client_dir={fresh}")
+    assert "Check mode cannot show remote 'r-remote' yet" in checked.stdout
+    assert not fresh.exists()
+    assert remote.state(remote_server) == before
 
 
 def test_the_first_run_builds_the_domain_on_the_remote(controller, remote_server, applied):
@@ -245,6 +259,9 @@ def test_a_second_run_changes_nothing(controller, applied):
     assert result.returncode == 0, result.stdout[-4000:]
     assert _recap(result.stdout, "localhost")["changed"] == 0
     assert _recap(result.stdout, MACHINE)["changed"] == 0
+    checked = controller.play("playbooks/infra.yml", "--check", "--diff")
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    assert _recap(checked.stdout, "localhost")["changed"] == 0
 
 
 def test_destroy_leaves_nothing_on_the_remote(controller, remote_server, applied):
