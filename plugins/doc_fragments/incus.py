@@ -11,7 +11,9 @@ options:
       - Where the Incus API listens.
       - A path (or C(unix:/path), C(unix:///path)) is a local unix socket;
         C(https://host:8443) is a remote that needs O(client_cert) and
-        O(client_key) trusted by the server.
+        O(client_key) trusted by the server (the module fails without them).
+      - M(homelab.aistack.incus_remote) prepares a remote (client pair, pinned
+        server certificate, trust) and returns the paths for these options.
       - When omitted, the local socket C(/var/lib/incus/unix.socket) (or
         C($INCUS_DIR/unix.socket)) is used.
     type: str
@@ -24,7 +26,10 @@ options:
     type: path
     aliases: [key_file]
   server_cert:
-    description: Certificate (PEM) the remote server must present; overrides O(validate_certs).
+    description:
+      - The server's own certificate (PEM), pinned by its SHA-256 fingerprint as the
+        incus CLI pins C(servercerts/); overrides O(validate_certs).
+      - Not a CA; a server whose certificate a CA signed needs only O(validate_certs).
     type: path
   validate_certs:
     description: Verify the remote server's TLS certificate against the system CAs.

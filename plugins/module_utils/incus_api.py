@@ -19,11 +19,13 @@ import traceback
 try:
     from pylxd import Client
     from pylxd import exceptions as pylxd_exceptions
+    from pylxd.client import get_session_for_url
 
     PYLXD_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - reported by require_pylxd()
     Client = None
     pylxd_exceptions = None
+    get_session_for_url = None
     PYLXD_IMPORT_ERROR = traceback.format_exc()
 
 DEFAULT_SOCKETS = ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
@@ -94,18 +96,58 @@ class IncusApi:
                 if not (params.get("client_cert") and params.get("client_key")):
                     raise IncusError("client_cert and client_key must be given together.")
                 cert = (params["client_cert"], params["client_key"])
+            elif url.startswith("https://"):
+                raise IncusError(
+                    f"Incus at {url} is reached over HTTPS, which needs a client certificate: "
+                    "give client_cert and client_key (a pair the server trusts)."
+                )
+            # A path pins the server's own certificate (pylxd compares fingerprints, as the
+            # incus CLI does with servercerts/); without one the system CAs must vouch for it.
             if params.get("server_cert"):
                 verify = params["server_cert"]
             else:
                 verify = bool(params.get("validate_certs", True))
         try:
-            self.client = Client(endpoint=url, cert=cert, verify=verify, timeout=self.timeout)
+            kwargs = {}
+            if isinstance(verify, str):
+                # requests lets REQUESTS_CA_BUNDLE (set where a proxy intercepts TLS) replace
+                # a session's verify path, which would swap the pinned certificate for the
+                # proxy's bundle; a session that ignores the environment keeps the pin.
+                session = get_session_for_url(url, verify=verify, cert=cert)
+                session.trust_env = False
+                kwargs["session"] = session
+            self.client = Client(endpoint=url, cert=cert, verify=verify, timeout=self.timeout,
+                                 **kwargs)
         except Exception as exc:  # pylxd raises several unrelated types here
+            if "certificate" in str(exc).lower() or "fingerprint" in str(exc).lower():
+                raise IncusError(
+                    f"Incus at {url} presents a TLS certificate this controller does not "
+                    "trust: give server_cert (the server's own /var/lib/incus/server.crt, "
+                    f"pinned) or a trust token, which carries its fingerprint. ({exc})"
+                ) from exc
             raise IncusError(f"Cannot reach Incus at {url}: {exc}") from exc
+        # True when this connection added the client to the server's trust (a token).
+        self.trusted_by_token = False
+        if self.client.host_info.get("auth") != "trusted" and params.get("trust_token"):
+            self.trusted_by_token = True
+            # The server takes the certificate from the TLS handshake and the name from the
+            # token; pylxd's authenticate() also sends an empty name, which Incus refuses.
+            try:
+                self.client.api.certificates.post(
+                    json={"type": "client", "trust_token": params["trust_token"]}
+                )
+                self.client.host_info = self.client.api.get().json()["metadata"]
+            except Exception as exc:
+                raise IncusError(
+                    f"Incus at {url} refused the trust token ({exc}): tokens are single-use "
+                    "and expire; make a new one on the server with "
+                    "`incus config trust add <client name>`."
+                ) from exc
         if self.client.host_info.get("auth") != "trusted":
             raise IncusError(
                 f"Incus at {url} does not trust this client: add the client certificate "
-                "with `incus config trust add-certificate` on the server."
+                "with `incus config trust add-certificate` on the server, or give a trust "
+                "token (`incus config trust add <client name>` on the server)."
             )
         self.url = url
 

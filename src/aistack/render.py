@@ -95,6 +95,8 @@ def all_vars(checked: Checked) -> dict[str, Any]:
         "aistack_incus_remote_url": s.remote_url,
         "aistack_incus_client_cert": s.client_cert,
         "aistack_incus_client_key": s.client_key,
+        "aistack_incus_server_cert": s.server_cert,
+        "aistack_incus_remote_token": s.remote_token,
         "aistack_storage_pool": s.storage_pool,
         "aistack_storage_driver": s.storage_driver,
         "aistack_image_build": (

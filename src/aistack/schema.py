@@ -37,6 +37,8 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("remote_url", "string or null"),
         Field("client_cert", "path or null"),
         Field("client_key", "path or null"),
+        Field("server_cert", "path or null"),
+        Field("remote_token", "string or null"),
         Field("storage_pool", "string", default="default"),
         Field("storage_driver", "string", default="dir"),
         Field("network_acls", "boolean", default=True),
@@ -127,6 +129,8 @@ class GlobalSettings:
     storage_pool: str
     storage_driver: str
     network_acls: bool = True
+    server_cert: str | None = None
+    remote_token: str | None = None
 
 
 @dataclass(frozen=True)

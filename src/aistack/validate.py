@@ -16,6 +16,7 @@ from typing import Any
 from . import acl, addressing, front_door, wiring
 from .errors import AistackError, Issue
 from .loader import Document, KeyPath, Vault, format_path
+from .remote import remote_name_ok, remote_url_problem, token_fingerprint
 from .schema import (
     DEFAULT_PROFILE,
     GPU_POLICIES,
@@ -202,7 +203,15 @@ class _Checker:
                     }
                 )
         default_image = self.image(data.get("default_image"), path + ("default_image",))
-        remote = self.string(data.get("remote"), path + ("remote",), "local") or "local"
+        remote = self.remote_name(data.get("remote"), path + ("remote",))
+        cert_given = data.get("client_cert") is not None
+        key_given = data.get("client_key") is not None
+        if remote != "local" and cert_given != key_given:
+            given, missing = (("client_cert", "client_key") if cert_given
+                              else ("client_key", "client_cert"))
+            self.error(path + (missing,), f"{given} is set, but {missing} is not; give both "
+                       "(the pair the remote trusts), or neither to have one made in "
+                       ".aistack/incus-client/")
         return GlobalSettings(
             base_subnet=str(base) if base_ok else "10.100",
             gpu_policy=self.choice(
@@ -217,6 +226,8 @@ class _Checker:
             remote_url=self.remote_url(data.get("remote_url"), path + ("remote_url",), remote),
             client_cert=self.existing_file(data.get("client_cert"), path + ("client_cert",)),
             client_key=self.existing_file(data.get("client_key"), path + ("client_key",)),
+            server_cert=self.existing_file(data.get("server_cert"), path + ("server_cert",)),
+            remote_token=self.remote_token(data.get("remote_token"), path + ("remote_token",)),
             storage_pool=self.string(data.get("storage_pool"), path + ("storage_pool",), "default")
             or "default",
             storage_driver=self.string(
@@ -239,22 +250,39 @@ class _Checker:
             return None
         return text
 
+    def remote_name(self, value: Any, path: KeyPath) -> str:
+        text = self.string(value, path, "local") or "local"
+        # The name becomes a remote of the Incus client (<name>:<instance>): no ':' or '/'.
+        if not remote_name_ok(text):
+            self.error(path, f"'{text}' cannot name an Incus remote; use letters, digits, "
+                       "'-', '_' and '.', like gpu-box")
+            return "local"
+        return text
+
     def remote_url(self, value: Any, path: KeyPath, remote: str) -> str | None:
         text = self.string(value, path)
-        # The modules reach a remote only through its address; they do not read the
-        # Incus client's remotes, so a remote other than "local" needs remote_url.
+        # The project writes the remote into the Incus client from this address (the
+        # connection plugin needs it there), so a remote other than "local" needs it.
         if text is None and remote != "local":
             self.error(
                 path,
                 f"remote is '{remote}', but remote_url is not set; give the daemon's address "
-                "(https://host:8443, with client_cert and client_key) or set remote: local",
+                "(https://host:8443, or unix:/path/to/unix.socket) or set remote: local",
             )
             return None
-        if text is not None and not text.startswith(("https://", "unix:")):
-            self.error(
-                path,
-                f"'{text}' is not an Incus address; use https://host:8443 or unix:/path/to/socket",
-            )
+        if text is None:
+            return None
+        problem = remote_url_problem(text)
+        if problem:
+            self.error(path, problem)
+            return None
+        return text
+
+    def remote_token(self, value: Any, path: KeyPath) -> str | None:
+        text = self.string(value, path)
+        if text is not None and token_fingerprint(text) is None:
+            self.error(path, "is not an Incus trust token; paste the whole token that "
+                       "`incus config trust add <client name>` printed on the remote")
             return None
         return text
 

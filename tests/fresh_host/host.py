@@ -5,6 +5,8 @@ project (`f-fresh`) on its own bridge (10.150.0.0/24, so the example's 10.100.10
 it never meets a bridge of the outer host). It receives what a new user has and nothing
 more: the repository as `git archive HEAD`, the tools the README asks for, and the outer
 host's CA trust (a host behind a TLS-intercepting proxy has that CA installed already).
+tests/remote builds its second Incus server the same way at another `Site` (project,
+bridge, address).
 
 Why the container is privileged, with cgroups mounted read-write: these test machines boot
 with cgroup v1 (hybrid). An unprivileged container sees the v1 controllers read-only, so
@@ -21,11 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT = "f-fresh"
-BRIDGE = "br-f-fresh"
-GATEWAY = "10.150.0.1/24"
-ADDRESS = "10.150.0.10"
-NAME = "fresh"
 IMAGE = "local:aistack/debian-12"
 CHECKOUT = "/root/aistack"
 
@@ -43,15 +40,33 @@ def incus(*args: str, check: bool = True, input: bytes | None = None,
                           **stdin)
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where one nested host lives on the outer host: its own project and bridge, so two
+    tests (the fresh host, the remote Incus of tests/remote) never share anything."""
+
+    project: str
+    bridge: str
+    gateway: str
+    address: str
+    name: str
+
+
+FRESH = Site(project="f-fresh", bridge="br-f-fresh", gateway="10.150.0.1/24",
+             address="10.150.0.10", name="fresh")
+
+
 @dataclass
 class FreshHost:
     """The nested host; `run` executes a shell command in it as root, in a login shell."""
 
     log_dir: Path
+    site: Site = FRESH
 
     def run(self, script: str, timeout: float = 600, log: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = ["incus", "exec", "--project", PROJECT, NAME, "--", "bash", "-lc", script]
+        cmd = ["incus", "exec", "--project", self.site.project, self.site.name, "--",
+               "bash", "-lc", script]
         if log is None:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                   stdin=subprocess.DEVNULL)
@@ -63,39 +78,40 @@ class FreshHost:
             proc.stdout = path.read_text()
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"in the fresh host, `{script}` exited {proc.returncode}:\n"
+                f"in the nested host {self.site.name}, `{script}` exited {proc.returncode}:\n"
                 f"{(proc.stdout or '')[-4000:]}\n{(proc.stderr or '')[-2000:]}"
             )
         return proc
 
     def push(self, data: bytes, dest: str, mode: str = "0644") -> None:
-        incus("file", "push", "--project", PROJECT, "--mode", mode, "-", f"{NAME}{dest}",
-              input=data)
+        incus("file", "push", "--project", self.site.project, "--mode", mode, "-",
+              f"{self.site.name}{dest}", input=data)
 
 
-def remove() -> None:
+def remove(site: Site = FRESH) -> None:
     """Delete the project, its instance and the bridge, if a run left them."""
     projects = json.loads(incus("project", "list", "--format", "json").stdout)
-    if any(p["name"] == PROJECT for p in projects):
-        for inst in json.loads(incus("list", "--project", PROJECT, "--format", "json").stdout):
-            incus("delete", "--project", PROJECT, "--force", inst["name"])
-        incus("project", "delete", PROJECT)
+    if any(p["name"] == site.project for p in projects):
+        listed = incus("list", "--project", site.project, "--format", "json").stdout
+        for inst in json.loads(listed):
+            incus("delete", "--project", site.project, "--force", inst["name"])
+        incus("project", "delete", site.project)
     networks = json.loads(incus("network", "list", "--format", "json").stdout)
-    if any(n["name"] == BRIDGE for n in networks):
-        incus("network", "delete", BRIDGE)
+    if any(n["name"] == site.bridge for n in networks):
+        incus("network", "delete", site.bridge)
 
 
-def create(log_dir: Path) -> FreshHost:
+def create(log_dir: Path, site: Site = FRESH) -> FreshHost:
     """Start the container and wait for systemd to finish booting it."""
-    remove()
+    remove(site)
     # Kernel modules belong to the kernel the container shares: the nested host cannot
     # load br_netfilter (its network ACLs need it) from its own /lib/modules, which has
     # none for this kernel. A real host loads it itself (playbooks/infra.yml).
     if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
         subprocess.run(["modprobe", "br_netfilter"], check=True)
-    incus("network", "create", BRIDGE, f"ipv4.address={GATEWAY}", "ipv4.nat=true",
+    incus("network", "create", site.bridge, f"ipv4.address={site.gateway}", "ipv4.nat=true",
           "ipv6.address=none")
-    incus("project", "create", PROJECT, "--config", "features.images=false",
+    incus("project", "create", site.project, "--config", "features.images=false",
           "--config", "features.profiles=true")
     spec = {
         "config": {
@@ -105,20 +121,20 @@ def create(log_dir: Path) -> FreshHost:
         },
         "devices": {
             "root": {"type": "disk", "path": "/", "pool": "default"},
-            "eth0": {"type": "nic", "name": "eth0", "network": BRIDGE,
-                     "ipv4.address": ADDRESS},
+            "eth0": {"type": "nic", "name": "eth0", "network": site.bridge,
+                     "ipv4.address": site.address},
         },
     }
-    incus("init", IMAGE, NAME, "--project", PROJECT, input=json.dumps(spec).encode())
-    incus("start", "--project", PROJECT, NAME)
-    host = FreshHost(log_dir)
+    incus("init", IMAGE, site.name, "--project", site.project, input=json.dumps(spec).encode())
+    incus("start", "--project", site.project, site.name)
+    host = FreshHost(log_dir, site)
     deadline = time.monotonic() + 180
     while True:
         state = host.run("systemctl is-system-running --wait", check=False, timeout=180)
         if state.stdout.strip() in {"running", "degraded"}:
             break
         if time.monotonic() > deadline:
-            raise AssertionError(f"systemd in the fresh host did not finish booting: {state}")
+            raise AssertionError(f"systemd in {site.name} did not finish booting: {state}")
         time.sleep(2)
     return host
 

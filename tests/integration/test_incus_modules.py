@@ -259,11 +259,19 @@ def test_unix_url_names_the_local_socket(prefix):
 
 
 def test_unreachable_remote_and_half_given_credentials_are_named(tmp_path):
-    result = run_module("incus_project", {"name": PROJECT, "url": "https://127.0.0.1:9"})
+    bare = run_module("incus_project", {"name": PROJECT, "url": "https://127.0.0.1:9"})
+    assert bare.get("failed") is True
+    assert bare["msg"].startswith(
+        "Incus at https://127.0.0.1:9 is reached over HTTPS, which needs a client certificate"
+    )
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-384", "-nodes", "-subj", "/CN=t", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    result = run_module("incus_project", {"name": PROJECT, "url": "https://127.0.0.1:9",
+                                          "client_cert": str(cert), "client_key": str(key)})
     assert result.get("failed") is True
     assert result["msg"].startswith("Cannot reach Incus at https://127.0.0.1:9")
-    cert = tmp_path / "client.crt"
-    cert.write_text("not used\n")
     half = run_module(
         "incus_project",
         {"name": PROJECT, "url": "https://127.0.0.1:9", "client_cert": str(cert)},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from generator_support import EXAMPLE, Workspace
 
@@ -121,6 +124,30 @@ CASES = [
     ("allow with an empty list", "roles: [open_webui]",
      "roles: [open_webui]\n        allow: {8080: []}",
      "domains.lab.machines.web.allow.8080", "non-empty list"),
+    ("remote_url over plain HTTP", "  remote: local\n",
+     "  remote: box\n  remote_url: http://box:8443\n", "global.remote_url",
+     "HTTPS only: write https://box:8443"),
+    ("remote_url with a path", "  remote: local\n",
+     "  remote: box\n  remote_url: https://box:8443/1.0\n", "global.remote_url",
+     "has a path"),
+    ("remote_url with a bad port", "  remote: local\n",
+     "  remote: box\n  remote_url: https://box:84x3\n", "global.remote_url", "port"),
+    ("remote_url with a relative socket", "  remote: local\n",
+     "  remote: box\n  remote_url: unix:run/incus.socket\n", "global.remote_url",
+     "absolute path"),
+    ("remote name with a colon", "  remote: local\n",
+     "  remote: 'gpu:box'\n  remote_url: https://box:8443\n", "global.remote",
+     "cannot name an Incus remote"),
+    ("remote_token not a token", "  remote: local\n",
+     "  remote: box\n  remote_url: https://box:8443\n  remote_token: secret\n",
+     "global.remote_token", "not an Incus trust token"),
+    ("client_cert without client_key", "  remote: local\n",
+     "  remote: box\n  remote_url: https://box:8443\n"
+     "  client_cert: /etc/ssl/certs/ca-certificates.crt\n",
+     "global.client_key", "client_cert is set, but client_key is not"),
+    ("missing server_cert", "  remote: local\n",
+     "  remote: box\n  remote_url: https://box:8443\n  server_cert: /nonexistent/server.crt\n",
+     "global.server_cert", "does not exist"),
     ("network_acls not a boolean", "  storage_pool: default\n",
      "  storage_pool: default\n  network_acls: sometimes\n",
      "global.network_acls", "true or false"),
@@ -271,3 +298,14 @@ def test_a_remote_other_than_local_needs_its_address(ws: Workspace) -> None:
     message = the_error(ws, text, "global.remote_url")
     assert "remote is 'homelab', but remote_url is not set" in message
     assert "https://host:8443" in message
+
+
+def test_a_remote_over_https_or_a_socket_validates(ws: Workspace) -> None:
+    token = base64.b64encode(json.dumps({
+        "client_name": "aistack", "fingerprint": "ab" * 32, "secret": "s3",
+        "addresses": ["192.168.1.20:8443"]}).encode()).decode()
+    for extra in (f"  remote_url: https://192.168.1.20:8443\n  remote_token: {token}\n",
+                  "  remote_url: unix:/var/lib/incus/unix.socket\n"):
+        text = EXAMPLE.replace("  remote: local\n", "  remote: box\n" + extra)
+        paths = [line.split(": ")[1] for line in errors(ws, text)]
+        assert not [p for p in paths if p.startswith("global.")], paths

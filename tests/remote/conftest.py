@@ -1,0 +1,25 @@
+"""The remote Incus server is created once per run and deleted after it (AISTACK_REMOTE_KEEP=1
+keeps it for diagnosis); the installation's output lands in tests/output/remote-*.log."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.fresh_host import host as nested
+from tests.helpers.checkout import ROOT
+from tests.remote import server as remote
+
+
+@pytest.fixture(scope="module")
+def remote_server():
+    log_dir = ROOT / "tests" / "output"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    machine = nested.create(log_dir, remote.SITE)
+    try:
+        remote.install_incus(machine)
+        yield machine
+    finally:
+        if os.environ.get("AISTACK_REMOTE_KEEP") != "1":
+            nested.remove(remote.SITE)
