@@ -86,12 +86,12 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=120, **kw)
 
 
-def start_server(settings: Settings) -> LiveServer:
+def start_server(settings: Settings, **app_kw) -> LiveServer:
     # HTTP test servers leave the Wyoming port alone (test_wyoming*.py start their own): several
     # test runs share this machine, and 10300 is one port.
     settings = replace(settings, wyoming=replace(settings.wyoming, enabled=False))
     port = _free_port()
-    app = create_app(settings)
+    app = create_app(settings, **app_kw)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
