@@ -125,6 +125,33 @@ def test_guard_frees_its_own_idle_models_before_asking_ollama(
     assert list(health["tenants"]["aistack-stt"]["models"]) == ["tiny.en"]
 
 
+def test_guard_frees_only_as_many_own_models_as_needed_least_recently_used_first(
+    models_dir: Path, ollama: OllamaTestDouble, tmp_path: Path
+) -> None:
+    # A third model: tiny.en's files under another directory, loaded by path.
+    other = tmp_path / "other-model"
+    other.mkdir()
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"):
+        (other / name).symlink_to(models_dir / "tiny.en" / name)
+    own = {**OWN_MIB, str(other): 700}
+    settings = _settings(models_dir, ollama.url)
+    need_other = estimate(str(other), other, "int8", max_batch=4, first_on_gpu=False)
+    # tiny.en and base fit; the third lacks 100 MiB, which unloading tiny.en (700) covers.
+    total = 700 + 800 + need_other.total_mib + MARGIN - 100
+    gpu = NvmlReaderTestDouble(total, own, ollama.url)
+    guard = VramGuard(gpu, HttpOllamaClient(ollama.url), settings.vram, "int8")
+    live = start_server(settings, load_default=False, vram=guard)
+    gpu.attach(live.app.state.models)
+    try:
+        with live.client() as http:
+            assert http.post("/api/ps/tiny.en").status_code == 201
+            assert http.post("/api/ps/base").status_code == 201  # used last
+            assert http.post(f"/api/ps/{other}").status_code == 201
+        assert sorted(_loaded(live)) == sorted(["base", str(other)])
+    finally:
+        stop_server(live)
+
+
 def test_guard_asks_ollama_to_unload_its_least_recently_used_model_when_own_is_not_enough(
     models_dir: Path, ollama: OllamaTestDouble
 ) -> None:

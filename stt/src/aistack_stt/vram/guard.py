@@ -4,7 +4,8 @@
 builds a model, so two loads never count the same free memory twice. It
 
 1. estimates what the model needs (estimate.py) plus the margin, and reads free memory;
-2. when short, unloads this server's own idle models, least recently used first;
+2. when short, unloads this server's own idle models, least recently used first, one at a
+   time until the model fits;
 3. when still short, asks the Ollama of the same machine to unload models, least recently used
    first (soonest `expires_at`), just enough of them to cover the shortfall by their
    `size_vram`, and waits up to `wait_s` for the memory to show up as free;
@@ -124,9 +125,7 @@ class VramGuard:
         reading = self.gpu.read()
         freed_own: list[str] = []
         if reading.free < need:
-            freed_own = self._free_own(model_id, own)
-            if freed_own:
-                reading = self.gpu.read()
+            freed_own, reading = self._free_own(model_id, own, need, reading)
         asked: list[OllamaModel] = []
         ollama_error = None
         if reading.free < need and self.ollama is not None:
@@ -164,21 +163,28 @@ class VramGuard:
         for mid in [m for m in self._held if m not in loaded]:
             del self._held[mid]
 
-    def _free_own(self, model_id: str, own: OwnModels) -> list[str]:
+    def _free_own(
+        self, model_id: str, own: OwnModels, need: int, reading: GpuMemory
+    ) -> tuple[list[str], GpuMemory]:
+        """Unload idle models, least recently used first, until `need` fits (re-read after
+        each: freeing a CTranslate2 model returns its memory at once)."""
         idle = sorted(
             (m for m in own.loaded() if m.in_use == 0 and m.id != model_id),
             key=lambda m: m.last_used,
         )
         freed = []
         for model in idle:
+            if reading.free >= need:
+                break
             if own.unload(model.id, reason="vram"):
                 freed.append(model.id)
                 self.evictions.inc(tenant=SELF)
                 with self._lock:
                     self._held.pop(model.id, None)
+                reading = self.gpu.read()
         if freed:
             log.info("unloaded own idle models to make room on the GPU: %s", ", ".join(freed))
-        return freed
+        return freed, reading
 
     def _free_ollama(self, shortfall: int) -> list[OllamaModel]:
         assert self.ollama is not None
