@@ -60,6 +60,7 @@ from stt_testkit import COMMAND_TEXT, FRENCH_TEXT, speech_file  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("stt_load", root / "bench/stt_load.py")
 load = importlib.util.module_from_spec(spec)
+sys.modules["stt_load"] = load  # dataclasses look their module up while it loads
 spec.loader.exec_module(load)
 out = Path(sys.argv[1])
 for voice, text in [

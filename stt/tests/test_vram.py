@@ -18,7 +18,7 @@ import pytest
 from aistack_stt.config import ConfigError, Settings, VramSettings, load_settings
 from aistack_stt.errors import APIError
 from aistack_stt.models import ModelManager
-from aistack_stt.vram import HttpOllamaClient, VramGuard, estimate, guard_for
+from aistack_stt.vram import HttpOllamaClient, NvmlReader, VramGuard, estimate, guard_for
 from aistack_stt.vram.estimate import family
 from stt_testkit import LiveServer, Speech, start_server, stop_server
 from vram_doubles import NvmlReaderTestDouble, OllamaTestDouble, start_ollama_test_double
@@ -224,6 +224,26 @@ def test_guard_says_when_ollama_cannot_be_asked(models_dir: Path, tmp_path: Path
     assert caught.value.status == 503
     assert "Ollama could not be asked" in caught.value.message
     assert "http://127.0.0.1:9/api/ps" in caught.value.message
+
+
+def test_a_gpu_that_cannot_be_read_does_not_stop_loads_and_health_says_why(
+    models_dir: Path,
+) -> None:
+    # The real NVML reader, for a device no machine has: without nvidia-ml-py (here), without
+    # a driver, or on a GPU machine, it cannot read.
+    settings = _settings(models_dir, "")
+    reader = NvmlReader(index=99)
+    manager = ModelManager(settings, vram=VramGuard(reader, None, settings.vram, "int8"))
+    try:
+        with pytest.raises(APIError) as caught:
+            reader.read()
+        unreadable = caught.value.message
+        manager.get("tiny.en")
+        assert [m.id for m in manager.loaded()] == ["tiny.en"]
+        assert manager.vram.health(manager) == {"error": unreadable}
+    finally:
+        manager.close()
+    assert "nvidia-ml-py is not installed" in unreadable or "NVML says" in unreadable
 
 
 def test_guard_is_only_built_on_cuda_with_the_guard_on() -> None:

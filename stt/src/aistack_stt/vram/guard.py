@@ -122,7 +122,13 @@ class VramGuard:
                 first_on_gpu=not self._context,
             )
         need = est.total_mib * MIB + self.settings.margin_mb * MIB
-        reading = self.gpu.read()
+        try:
+            reading = self.gpu.read()
+        except APIError as exc:
+            # No reading, no decision: the model loads as it would without the guard, and
+            # /health's `vram` says why (a broken NVML must not stop the service).
+            log.warning("loading %s without a GPU memory check: %s", model_id, exc.message)
+            return est
         freed_own: list[str] = []
         if reading.free < need:
             freed_own, reading = self._free_own(model_id, own, need, reading)
