@@ -59,6 +59,7 @@ def test_nvml_sees_a_model_load_and_unload_move_free_memory(
             out.write(json.dumps(report) + "\n")
     # base holds 141 MiB of float16 weights (71 in int8): loading it must show on the card.
     assert taken >= 50, report
-    assert health["free_mib"] == round(loaded.free / MIB)
-    # Unloading gives memory back (CTranslate2's caching allocator may keep a little).
+    assert abs(health["free_mib"] - loaded.free / MIB) < 64, (health, report)
+    # Unloading gives memory back (CTranslate2's caching allocator may keep up to 200 MB of
+    # small blocks; the report says how much came back).
     assert after.free > both.free, report

@@ -79,3 +79,22 @@ def test_without_a_gpu_nothing_is_wired_and_user_values_win(ws: Workspace) -> No
 def test_the_gpu_default_model_is_the_stt_server_roles() -> None:
     role_vars = yaml.safe_load(Path(REPO / "roles/stt_server/vars/main.yml").read_text())
     assert role_vars["_stt_server_default_model_gpu"] == wiring.STT_GPU_DEFAULT_MODEL
+
+
+def test_machines_on_different_gpus_are_not_wired(ws: Workspace) -> None:
+    text = SPLIT.replace(
+        "roles: [ollama_server]\n        gpu: true", "roles: [ollama_server]\n        gpu: 0"
+    )
+    text = text.replace("ip: 10.100.10.30\n        gpu: true", "ip: 10.100.10.30\n        gpu: 1")
+    stt = host_vars(ws, text, "stt")
+    ai = yaml.safe_load(ws.read("host_vars/ai.yml"))
+    assert "stt_server_ollama_url" not in stt
+    assert "ollama_server_stt_model" not in ai
+
+
+def test_machines_naming_the_same_gpu_are_wired(ws: Workspace) -> None:
+    text = SPLIT.replace(
+        "roles: [ollama_server]\n        gpu: true", "roles: [ollama_server]\n        gpu: 0"
+    )
+    text = text.replace("ip: 10.100.10.30\n        gpu: true", "ip: 10.100.10.30\n        gpu: 0")
+    assert host_vars(ws, text, "stt")["stt_server_ollama_url"] == "http://10.100.10.10:11434"
