@@ -11,7 +11,7 @@ directory into both and into bare faster-whisper, all on --device with --compute
 every profile against each in turn, and writes results.json, a Markdown table and a PNG plot.
 
 Profiles
-  command      20 voice commands (~3.6 s) one after another (not in the default set)
+  command      20 voice commands (~4 s) one after another (not in the default set)
   sequential   20 requests of the ~25 s clip, one after another
   burst-N      N simultaneous requests: 8 and 16 of the ~25 s clip, 64 and 256 of a ~3 s
                command (the same clip for all four with --burst-clip long)
@@ -329,7 +329,7 @@ async def mixed(
 
 
 PROFILES = ("sequential", "burst-8", "burst-16", "burst-64", "burst-256", "mixed")
-# `command`: 20 voice commands (~3.6 s) one after another, the latency a speaker waits for.
+# `command`: 20 voice commands (~4 s) one after another, the latency a speaker waits for.
 CHOICES = ("command", *PROFILES)
 
 
