@@ -53,9 +53,15 @@ install() {
     mkdir -p .cache/models
     cp -an "$stage"/build/models/* .cache/models/
     step "virtual environment: the aistack-stt wheel, then the pinned CUDA wheels (as the role)"
-    # --system-site-packages: numpy, onnxruntime and tokenizers come from the image, which
-    # reaches no registry; the role's own venv has none of them shared.
-    python3 -m venv --system-site-packages .venv || return 1
+    # numpy, onnxruntime and tokenizers come from the image's Python, which reaches no
+    # registry: its site-packages go on the venv's path (after the venv's own) through a .pth
+    # file. (--system-site-packages would not do: the image's python3 is itself a venv.)
+    # The role's own venv shares nothing.
+    python3 -m venv .venv || return 1
+    local image_site venv_site
+    image_site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    venv_site=$($py -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    echo "$image_site" > "$venv_site/_device_image.pth"
     local find=(--no-index --find-links "$stage/build/wheels" --disable-pip-version-check -q)
     .venv/bin/pip install "${find[@]}" "$stage"/build/wheels/aistack_stt-*.whl || return 1
     local cuda
