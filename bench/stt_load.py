@@ -6,11 +6,12 @@
 
 `run` targets any OpenAI-compatible base URL with the official `openai` client (no retries:
 a refused request counts as failed). `compare` starts aistack-stt and faster-whisper-server
-(from its own venv, bench/.venv-fws) on local ports, loads the same tiny.en directory into
-both and into bare faster-whisper, runs every profile against each in turn, and writes
-results.json, a Markdown table and a PNG plot.
+(from its own venv, bench/.venv-fws, or --fws-exe) on local ports, loads the same model
+directory into both and into bare faster-whisper, all on --device with --compute-type, runs
+every profile against each in turn, and writes results.json, a Markdown table and a PNG plot.
 
 Profiles
+  command      20 voice commands (~4 s) one after another (not in the default set)
   sequential   20 requests of the ~25 s clip, one after another
   burst-N      N simultaneous requests: 8 and 16 of the ~25 s clip, 64 and 256 of a ~3 s
                command (the same clip for all four with --burst-clip long)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -98,15 +100,37 @@ def _words(text: str) -> list[str]:
 
 
 def _synth(text: str, out: Path) -> np.ndarray:
-    if shutil.which("espeak-ng") is None:
+    raw = out.with_suffix(".raw.wav")
+    # A machine without espeak-ng (a lent GPU) replays what bench/gpu_stage.sh synthesized here.
+    cached = os.environ.get("AISTACK_SPEECH_DIR")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    if cached and (Path(cached) / f"en-us-{digest}.wav").is_file():
+        shutil.copyfile(Path(cached) / f"en-us-{digest}.wav", raw)
+    elif shutil.which("espeak-ng") is None:
         sys.exit(
             "stt_load: espeak-ng is needed to synthesize the clips (apt-get install espeak-ng)"
         )
-    raw = out.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True)
-    with wave.open(str(out)) as w:
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    else:
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
+    if shutil.which("sox"):
+        subprocess.run(
+            ["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True
+        )
+        with wave.open(str(out)) as w:
+            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return _resample_16k(raw)  # no sox (a lent GPU machine): PyAV, which faster-whisper brings
+
+
+def _resample_16k(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as inp:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+        chunks = []
+        for frame in inp.decode(audio=0):
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype("<i2")
 
 
 def _wav(samples: np.ndarray) -> bytes:
@@ -183,10 +207,10 @@ class HttpTarget:
 class BareTarget:
     """faster-whisper in this process, its defaults, one model: what a script would do."""
 
-    def __init__(self, model_dir: str) -> None:
+    def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8") -> None:
         from faster_whisper import WhisperModel
 
-        self.model = WhisperModel(model_dir, device="cpu", compute_type="int8")
+        self.model = WhisperModel(model_dir, device=device, compute_type=compute_type)
 
     async def transcribe(self, clip: Clip) -> tuple[str, str]:
         import io
@@ -248,10 +272,10 @@ def _pct(values: list[float], p: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-async def sequential(target, clip: Clip, n: int = 20) -> ProfileResult:
+async def sequential(target, clip: Clip, n: int = 20, name: str = "sequential") -> ProfileResult:
     t0 = time.perf_counter()
     outcomes = [await _one(target, clip, t0) for _ in range(n)]
-    return _summary("sequential", clip, outcomes, time.perf_counter() - t0, n * clip.seconds)
+    return _summary(name, clip, outcomes, time.perf_counter() - t0, n * clip.seconds)
 
 
 async def burst(target, clip: Clip, n: int) -> ProfileResult:
@@ -305,6 +329,8 @@ async def mixed(
 
 
 PROFILES = ("sequential", "burst-8", "burst-16", "burst-64", "burst-256", "mixed")
+# `command`: 20 voice commands (~4 s) one after another, the latency a speaker waits for.
+CHOICES = ("command", *PROFILES)
 
 
 async def run_profiles(target, clips: dict[str, Clip], profiles, burst_clip: str, log) -> list:
@@ -314,6 +340,8 @@ async def run_profiles(target, clips: dict[str, Clip], profiles, burst_clip: str
         started = time.perf_counter()
         if name == "sequential":
             r = await sequential(target, clips["long"])
+        elif name == "command":
+            r = await sequential(target, clips["command"], name="command")
         elif name.startswith("burst-"):
             n = int(name.split("-", 1)[1])
             clip = clips["long"] if n <= 16 or burst_clip == "long" else clips["command"]
@@ -321,7 +349,7 @@ async def run_profiles(target, clips: dict[str, Clip], profiles, burst_clip: str
         elif name == "mixed":
             r = await mixed(target, clips)
         else:
-            raise SystemExit(f"stt_load: unknown profile {name!r}; use {', '.join(PROFILES)}")
+            raise SystemExit(f"stt_load: unknown profile {name!r}; use {', '.join(CHOICES)}")
         log(
             f"  {name:<11} {r.correct}/{r.requests} correct  wall {r.wall_s:7.1f} s  "
             f"p50 {r.p50_s:6.2f} s  p95 {r.p95_s:6.2f} s  "
@@ -357,7 +385,13 @@ def _wait_http(url: str, proc: subprocess.Popen, limit: float = 180) -> None:
 
 
 def start_aistack(
-    model_dir: Path, port: int, log_file, tuning: dict, src: str | None = None
+    model_dir: Path,
+    port: int,
+    log_file,
+    tuning: dict,
+    src: str | None = None,
+    device: str = "cpu",
+    compute_type: str = "int8",
 ) -> subprocess.Popen:
     """aistack-stt from the venv, or (src) from another checkout's stt/src with this venv."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **tuning}
@@ -375,9 +409,9 @@ def start_aistack(
         "--model",
         str(model_dir),
         "--device",
-        "cpu",
+        device,
         "--compute-type",
-        "int8",
+        compute_type,
         "--log-level",
         "warning",
     ]
@@ -386,9 +420,18 @@ def start_aistack(
     return proc
 
 
-def start_fws(model_dir: Path, port: int, work: Path, log_file) -> subprocess.Popen:
-    """faster-whisper-server with its defaults, told only where the model is and to use int8."""
-    exe = ROOT / "bench/.venv-fws/bin/faster-whisper-server"
+def start_fws(
+    model_dir: Path,
+    port: int,
+    work: Path,
+    log_file,
+    device: str = "cpu",
+    compute_type: str = "int8",
+    exe: Path | None = None,
+) -> subprocess.Popen:
+    """faster-whisper-server with its defaults, told only where the model is, the device and
+    the compute type."""
+    exe = exe or ROOT / "bench/.venv-fws/bin/faster-whisper-server"
     if not exe.exists():
         raise SystemExit(
             "stt_load: faster-whisper-server is not installed; run: python3 -m venv "
@@ -401,7 +444,7 @@ def start_fws(model_dir: Path, port: int, work: Path, log_file) -> subprocess.Po
         "models:\n"
         "  - name: whisper-1\n"
         f"    path: {model_dir}\n"
-        "    model_options: {device: cpu, compute_type: int8}\n"
+        f"    model_options: {{device: {device}, compute_type: {compute_type}}}\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
@@ -441,6 +484,8 @@ def compare(args) -> None:
         "host": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
         "clips": {k: round(c.seconds, 2) for k, c in clips.items()},
         "model": str(model_dir),
+        "device": args.device,
+        "compute_type": args.compute_type,
         "targets": {},
     }
 
@@ -460,14 +505,19 @@ def compare(args) -> None:
                 src = base.partition("=")[2] or None
                 tuning = dict(kv.split("=", 1) for kv in variant.split(",") if kv)
                 port = _free_port()
-                proc = start_aistack(model_dir, port, server_log, tuning, src)
+                proc = start_aistack(
+                    model_dir, port, server_log, tuning, src, args.device, args.compute_type
+                )
                 target = HttpTarget(f"http://127.0.0.1:{port}/v1", "whisper-1")
             elif name == "faster-whisper-server":
                 port = _free_port()
-                proc = start_fws(model_dir, port, out, server_log)
+                fws_exe = Path(args.fws_exe) if args.fws_exe else None
+                proc = start_fws(
+                    model_dir, port, out, server_log, args.device, args.compute_type, fws_exe
+                )
                 target = HttpTarget(f"http://127.0.0.1:{port}/v1", "whisper-1")
             elif name == "faster-whisper":
-                target = BareTarget(str(model_dir))
+                target = BareTarget(str(model_dir), args.device, args.compute_type)
             else:
                 raise SystemExit(f"stt_load: unknown target {name}")
             try:
@@ -542,8 +592,13 @@ def main() -> None:
         nargs="+",
         default=["aistack-stt", "faster-whisper-server", "faster-whisper"],
     )
+    cmp_.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    cmp_.add_argument("--compute-type", default="int8", help="the same for every target")
+    cmp_.add_argument(
+        "--fws-exe", help="faster-whisper-server executable (default bench/.venv-fws/bin/...)"
+    )
     for p in (one, cmp_):
-        p.add_argument("--profiles", nargs="+", choices=PROFILES)
+        p.add_argument("--profiles", nargs="+", choices=CHOICES)
         p.add_argument(
             "--burst-clip",
             choices=("auto", "long"),

@@ -4,6 +4,12 @@ A machine with open_webui needs the Ollama URL and the STT URL. The provider is
 the machine named in its ``wiring:``; otherwise the only machine with that role
 in the same domain; otherwise the only one anywhere. More than one candidate is
 an error that names them, never a silent pick.
+
+On a shared GPU (one machine with both roles and a GPU, or an STT machine and the
+only Ollama machine both holding the host's GPU) the two tenants learn about each
+other: aistack-stt gets the Ollama URL (to ask it to unload idle models when GPU
+memory is short), Ollama gets the STT model and compute type (to keep their need
+free, OLLAMA_GPU_OVERHEAD). Several candidates: nothing is wired, no guess.
 """
 
 from __future__ import annotations
@@ -17,6 +23,13 @@ CONSUMER_ROLE = "open_webui"
 OLLAMA_URL = "open_webui_ollama_base_url"
 STT_URL = "open_webui_stt_base_url"
 STT_HOST = "open_webui_stt_host"
+# Sharing a GPU (gpu_sharing below).
+STT_OLLAMA_URL = "stt_server_ollama_url"
+OLLAMA_STT_MODEL = "ollama_server_stt_model"
+OLLAMA_STT_COMPUTE_TYPE = "ollama_server_stt_compute_type"
+# The stt_server role's model on a GPU when host_vars name none (its vars/main.yml
+# _stt_server_default_model_gpu; a unit test keeps the two equal).
+STT_GPU_DEFAULT_MODEL = "large-v3-turbo"
 
 
 @dataclass(frozen=True)
@@ -125,4 +138,64 @@ def resolve(infra: Infra) -> tuple[dict[str, Wiring], list[tuple[KeyPath, str]]]
                 variables[STT_HOST] = stt.name
                 providers["stt_server"] = stt.name
         result[consumer.name] = Wiring(variables, providers)
-    return result, problems
+    return merged(result, gpu_sharing(infra)), problems
+
+
+def _same_gpu(a: Machine, b: Machine) -> bool:
+    """Whether two machines hold the same GPU of the host: both hold one, and they do not
+    name different GPUs (by id or PCI address)."""
+    if not (a.needs_gpu and b.needs_gpu):
+        return False
+    if a.name == b.name or a.gpu is None or b.gpu is None:
+        return True
+    first, second = (a.gpu.id, a.gpu.pci), (b.gpu.id, b.gpu.pci)
+    if first == (None, None) or second == (None, None):
+        return True
+    return first == second
+
+
+def _gpu_peer(infra: Infra, machine: Machine, role: str) -> Machine | None:
+    """The one machine with ``role`` on the same GPU as ``machine`` (itself first)."""
+    if role in machine.roles and machine.needs_gpu:
+        return machine
+    peers = [m for m in infra.machines if role in m.roles and _same_gpu(m, machine)]
+    return peers[0] if len(peers) == 1 else None
+
+
+def gpu_sharing(infra: Infra) -> dict[str, Wiring]:
+    """Variables for the tenants of a shared GPU (see the module docstring)."""
+    result: dict[str, Wiring] = {}
+    for machine in infra.machines:
+        if not machine.needs_gpu:
+            continue
+        variables: dict[str, str] = {}
+        providers: dict[str, str] = {}
+        if "stt_server" in machine.roles:
+            ollama = _gpu_peer(infra, machine, "ollama_server")
+            if ollama is not None:
+                port = _port(ollama, "ollama_server")
+                variables[STT_OLLAMA_URL] = f"http://{ollama.ip}:{port}"
+                if ollama.name != machine.name:
+                    providers["ollama_server"] = ollama.name
+        if "ollama_server" in machine.roles:
+            stt = _gpu_peer(infra, machine, "stt_server")
+            if stt is not None:
+                variables[OLLAMA_STT_MODEL] = str(
+                    stt.vars.get("stt_server_model") or STT_GPU_DEFAULT_MODEL
+                )
+                compute_type = stt.vars.get("stt_server_quantization", "")
+                variables[OLLAMA_STT_COMPUTE_TYPE] = str(compute_type)
+        if variables:
+            result[machine.name] = Wiring(variables, providers)
+    return result
+
+
+def merged(first: dict[str, Wiring], second: dict[str, Wiring]) -> dict[str, Wiring]:
+    """Both wirings, machine by machine (a machine can be a consumer and a GPU tenant)."""
+    result = dict(first)
+    for name, wiring in second.items():
+        old = result.get(name, Wiring({}))
+        result[name] = Wiring(
+            {**old.variables, **wiring.variables}, {**old.providers, **wiring.providers}
+        )
+    return result

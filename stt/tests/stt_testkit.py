@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import socket
 import subprocess
@@ -24,7 +26,17 @@ COMMAND_TEXT = "Turn on the kitchen lights and set a timer for ten minutes."
 FRENCH_TEXT = "Bonjour, je voudrais un café et un croissant, s'il vous plaît."
 
 
+def speech_file(directory: Path, voice: str, text: str) -> Path:
+    """Where a synthesized clip is kept in AISTACK_SPEECH_DIR (bench/gpu_stage.sh fills it
+    here, for a lent GPU machine that has no espeak-ng): by voice and text."""
+    return directory / f"{voice}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.wav"
+
+
 def _espeak(text: str, voice: str, out: Path) -> Path:
+    cached = os.environ.get("AISTACK_SPEECH_DIR")
+    if cached and speech_file(Path(cached), voice, text).is_file():
+        shutil.copyfile(speech_file(Path(cached), voice, text), out)
+        return out
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is not installed (apt-get install espeak-ng)")
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text], check=True)
@@ -86,12 +98,12 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=120, **kw)
 
 
-def start_server(settings: Settings) -> LiveServer:
+def start_server(settings: Settings, **app_kw) -> LiveServer:
     # HTTP test servers leave the Wyoming port alone (test_wyoming*.py start their own): several
     # test runs share this machine, and 10300 is one port.
     settings = replace(settings, wyoming=replace(settings.wyoming, enabled=False))
     port = _free_port()
-    app = create_app(settings)
+    app = create_app(settings, **app_kw)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -52,3 +52,20 @@ def test_every_compute_type_the_role_offers_resolves_on_the_cpu_or_is_refused_cl
         else:
             assert chosen.compute_type in engine.COMPUTE_TYPES
             assert chosen.compute_type != "auto"  # the service is told a concrete type
+
+
+def test_the_role_installs_exactly_the_engines_cuda_extra():
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "stt/pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["cuda"]
+    defaults = yaml.safe_load((ROOT / "roles/stt_server/defaults/main.yml").read_text())
+    assert defaults["stt_server_cuda_packages"] == extra
+    assert all("==" in p and "*" not in p for p in extra), "CUDA wheels are pinned exactly"
+
+
+def test_ollama_server_knows_the_engines_compute_types_for_the_stt_model_beside_it():
+    specs = yaml.safe_load((ROOT / "roles/ollama_server/meta/argument_specs.yml").read_text())
+    option = specs["argument_specs"]["main"]["options"]["ollama_server_stt_compute_type"]
+    assert option["choices"] == ["", *engine.COMPUTE_TYPES]

@@ -81,3 +81,61 @@ def test_fallback_takes_any_model_when_none_of_the_same_kind_exists():
 def test_fallback_with_an_empty_catalogue_is_an_error():
     with pytest.raises(AnsibleFilterError, match="catalogue is empty"):
         filters.stt_server_fallback_model("small", [])
+
+
+def _card(name: str, capability: str, memory: str) -> dict:
+    return {"name": name, "compute_cap": capability, "memory_mib": memory}
+
+
+@pytest.mark.parametrize(
+    ("card", "expected"),
+    [
+        (_card("NVIDIA GeForce RTX 4090", "8.9", "24564"), "float16"),
+        (_card("NVIDIA GeForce RTX 3060", "8.6", "12288"), "float16"),
+        (_card("NVIDIA GeForce RTX 3070", "8.6", "8192"), "int8_float16"),
+        (_card("NVIDIA GeForce GTX 1080", "6.1", "8192"), "int8_float32"),
+        (_card("Tesla K80", "3.7", "11441"), "float32"),
+        ({}, "float16"),  # nvidia-smi too old for compute_cap: the former default
+    ],
+)
+def test_gpu_compute_type_defaults_by_card(card, expected):
+    assert runtime(True, "auto", "", "", "large-v3-turbo", "base", card)["compute_type"] == expected
+
+
+def test_a_set_quantization_wins_over_the_card_and_the_cpu_ignores_it():
+    card = {"name": "NVIDIA GeForce RTX 3070", "compute_cap": "8.6", "memory_mib": "8192"}
+    assert runtime(True, "auto", "float16", "", "x", "y", card)["compute_type"] == "float16"
+    assert runtime(True, "cpu", "", "", "x", "y", card)["compute_type"] == "int8"
+
+
+def test_nvidia_smi_query_line_is_read_as_a_card():
+    line = "NVIDIA GeForce RTX 3070, 8.6, 8192\n"
+    assert filters.parse_card(line) == {
+        "name": "NVIDIA GeForce RTX 3070",
+        "compute_cap": "8.6",
+        "memory_mib": "8192",
+    }
+    assert filters.parse_card("") == {}
+    assert filters.parse_card("Failed to initialize NVML") == {}
+
+
+def test_ollama_keeps_free_what_the_engine_estimates_for_the_stt_model_plus_a_margin():
+    estimate = _load_estimate()
+    for model in ("tiny.en", "base", "large-v3-turbo", "large-v3"):
+        for compute_type in ("float16", "int8_float16"):
+            need = filters.stt_server_vram_need_mib(model, compute_type)
+            assert need == estimate.estimate(model, None, compute_type).total_mib + 512
+    assert filters.stt_server_vram_need_mib("large-v3-turbo", "") == (
+        filters.stt_server_vram_need_mib("large-v3-turbo", "float16")
+    )
+    with pytest.raises(AnsibleFilterError, match="compute type 'int4' is unknown"):
+        filters.stt_server_vram_need_mib("base", "int4")
+
+
+def _load_estimate():
+    path = PLUGIN.parents[2] / "stt/src/aistack_stt/vram/estimate.py"
+    spec = spec_from_file_location("aistack_stt_estimate_for_unit_tests", path)
+    module = module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

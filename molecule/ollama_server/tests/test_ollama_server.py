@@ -8,6 +8,9 @@ cannot be downloaded where these tests run.
 """
 
 import json
+import sys
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
 
 ADDRESS = "10.203.20.10:11434"
 NEW = "1.1.0-aistack-test-double"
@@ -51,6 +54,19 @@ def test_service_runs_as_ollama_with_the_configured_environment(host):
     assert environ["OLLAMA_KEEP_ALIVE"] == "10m"
     assert environ["OLLAMA_MAX_LOADED_MODELS"] == "2"
     assert environ["OLLAMA_NUM_PARALLEL"] == "2"
+    # converge says aistack-stt runs base in int8_float16 on the same GPU: Ollama leaves its
+    # estimated need (aistack-stt's own table) plus 512 MiB free.
+    need = _estimate().estimate("base", None, "int8_float16").total_mib + 512
+    assert int(environ["OLLAMA_GPU_OVERHEAD"]) == need * 1024 * 1024
+
+
+def _estimate():
+    path = Path(__file__).resolve().parents[3] / "stt/src/aistack_stt/vram/estimate.py"
+    spec = spec_from_file_location("aistack_stt_estimate_for_molecule", path)
+    module = module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_listed_models_are_there_and_each_was_pulled_once(host):

@@ -64,3 +64,13 @@ def test_spoken_sentence_comes_back_as_the_same_words(target, speech_dir):
     with clip.open("rb") as audio:
         result = client.audio.transcriptions.create(model="whisper-1", file=audio)
     assert words(result.text) == words(sentence)
+
+
+def test_without_a_gpu_no_cuda_wheels_are_installed_and_health_has_no_vram(host, target):
+    # stt_server_cuda_packages go in only when the container has a GPU; this one has none.
+    pip = host.run("/opt/aistack-stt/venv/bin/pip show nvidia-cublas-cu12 nvidia-ml-py")
+    assert pip.rc != 0 and "not found" in (pip.stderr + pip.stdout).lower()
+    env = host.file("/etc/aistack-stt/aistack-stt.env").content_string
+    assert "AISTACK_STT_VRAM_OLLAMA_URL=\n" in env  # no Ollama shares a GPU here
+    assert "LD_LIBRARY_PATH" not in env
+    assert "vram" not in health(target)  # the GPU memory guard runs on CUDA only

@@ -32,6 +32,7 @@ from .metrics import Metrics
 from .models import ModelManager
 from .scheduling import Scheduler
 from .speech_gate import SpeechGate
+from .vram import VramGuard
 from .wyoming import Services, WyomingServer
 
 log = logging.getLogger("aistack_stt")
@@ -127,10 +128,15 @@ def _route_label(request: Request) -> str:
 
 
 def create_app(
-    settings: Settings, *, load_default: bool = True, engine: Transcriber | None = None
+    settings: Settings,
+    *,
+    load_default: bool = True,
+    engine: Transcriber | None = None,
+    vram: VramGuard | None = None,
 ) -> FastAPI:
     """Build the app. The default model loads in the background so /health answers at once.
 
+    `vram` replaces the GPU memory guard the model manager builds itself on CUDA (vram/).
     With `settings.wyoming.enabled` the Wyoming server is built here and starts and stops
     with the app (its port is taken at start, or earlier by `app.state.wyoming.bind()`).
     """
@@ -157,7 +163,7 @@ def create_app(
     metrics = Metrics()
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.models = ModelManager(settings, metrics)
+    app.state.models = ModelManager(settings, metrics, vram=vram)
     # Lanes, batching and the bounded queue (scheduling/), tuned by settings.scheduler;
     # in front of it the speech gate, which answers requests without speech (speech_gate.py).
     inner = engine or Scheduler(app.state.models, settings.scheduler, metrics)

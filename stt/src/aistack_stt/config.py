@@ -1,7 +1,8 @@
 """The settings tree: every knob of the server, read from flags and AISTACK_STT_* variables.
 
-`Settings` holds the server and model settings and three sub-trees, `scheduler` (lanes,
-batching, backpressure), `stream` (live sessions) and `wyoming` (the Wyoming server). Every
+`Settings` holds the server and model settings and four sub-trees, `scheduler` (lanes,
+batching, backpressure), `stream` (live sessions), `wyoming` (the Wyoming server) and `vram`
+(sharing the GPU with Ollama). Every
 leaf is a flag of `aistack-stt serve` and an environment variable; the CLI flags,
 `known_variables()` (what `aistack-stt check` accepts) and the settings table in
 stt/README.md (`markdown_table()`) are derived from the tree, never retyped.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -234,6 +236,43 @@ class WyomingSettings:
 
 
 @dataclass(frozen=True)
+class VramSettings:
+    """Sharing one GPU with Ollama (vram/): what is checked before a model loads on CUDA;
+    variables AISTACK_STT_VRAM_*."""
+
+    guard: bool = _opt(
+        True,
+        "on CUDA, read free GPU memory (NVML) before a model loads and make room: first this "
+        "server's idle models, then idle Ollama models; 503 `insufficient_vram` when there is "
+        "still too little. `false`: load and let CUDA fail",
+    )
+    ollama_url: str = _opt(
+        "",
+        "the Ollama on the same GPU (`http://127.0.0.1:11434`), asked to unload idle models "
+        "(`keep_alive: 0`) when room is short; empty: Ollama is not asked",
+        shown="empty",
+    )
+    margin_mb: int = _opt(
+        512, "MiB kept free on top of a model's estimated need (see [GPU memory](#gpu-memory))"
+    )
+    wait_s: float = _opt(
+        15.0, "seconds to wait for the memory Ollama gives back to show up as free (0-300)"
+    )
+
+    def __post_init__(self) -> None:
+        url = self.ollama_url.strip()
+        if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise ConfigError(
+                f"vram ollama_url {self.ollama_url!r} is not an http(s) URL; use "
+                "http://HOST:11434, or leave it empty"
+            )
+        if self.margin_mb < 0:
+            raise ConfigError(f"vram margin_mb {self.margin_mb} is invalid; use MiB >= 0")
+        if not 0 <= self.wait_s <= 300:
+            raise ConfigError(f"vram wait_s {self.wait_s} is invalid; use 0-300 seconds")
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = _opt("0.0.0.0", "address to listen on")  # noqa: S104 (a server's default)
     port: int = _opt(8000, "TCP port")
@@ -280,6 +319,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     stream: StreamLimits = field(default_factory=StreamLimits, metadata={"env": "STREAM_"})
     wyoming: WyomingSettings = field(default_factory=WyomingSettings, metadata={"env": "WYOMING_"})
+    vram: VramSettings = field(default_factory=VramSettings, metadata={"env": "VRAM_"})
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -391,12 +431,14 @@ _SUBTREES: dict[str, type] = {
     "SchedulerSettings": SchedulerSettings,
     "StreamLimits": StreamLimits,
     "WyomingSettings": WyomingSettings,
+    "VramSettings": VramSettings,
 }
 # The sub-trees by their field in `Settings`.
 _PARTS: dict[str, type] = {
     "scheduler": SchedulerSettings,
     "stream": StreamLimits,
     "wyoming": WyomingSettings,
+    "vram": VramSettings,
 }
 
 

@@ -33,7 +33,13 @@ def _health(request: Request) -> dict:
         "device": models.device,
         "compute_type": models.compute_type,
         **_load(state),
+        **_vram(models),
     }
+
+
+def _vram(models) -> dict:
+    """On a GPU with the guard on: the MiB each tenant (aistack-stt, Ollama, other) holds."""
+    return {"vram": models.vram.health(models)} if models.vram is not None else {}
 
 
 def _load(state) -> dict:
@@ -62,4 +68,6 @@ def metrics(request: Request) -> Response:
     state = request.app.state
     engine: Transcriber = state.engine
     body = state.metrics.render() + engine.render_metrics()
+    if state.models.vram is not None:
+        body += state.models.vram.render_metrics(state.models)
     return Response(body, media_type=CONTENT_TYPE)

@@ -31,6 +31,7 @@ from huggingface_hub import constants as hub_constants
 from .config import Settings
 from .errors import APIError
 from .metrics import Metrics
+from .vram import VramGuard, guard_for
 
 log = logging.getLogger("aistack_stt.models")
 
@@ -85,11 +86,15 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 
 
 class ModelManager:
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics | None = None, vram: VramGuard | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.device = resolve_device(settings.device)
         self.compute_type = resolve_compute_type(settings.compute_type, self.device)
+        # On a GPU shared with Ollama: checks free memory before each load (vram/).
+        self.vram = vram or guard_for(settings, self.device, self.compute_type)
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()  # guards _models and _loading
         self._loading: dict[str, threading.Lock] = {}
@@ -209,13 +214,7 @@ class ModelManager:
         started = time.monotonic()
         try:
             path = str(source.path) if source.path is not None else self._download(source)
-            model = self._loader.submit(
-                WhisperModel,
-                path,
-                device=self.device,
-                compute_type=self.compute_type,
-                cpu_threads=self.settings.cpu_threads,
-            ).result()
+            model = self._loader.submit(self._construct, mid, path).result()
         except APIError:
             self.metrics.model_loads.inc(model=mid, outcome="error")
             raise
@@ -232,6 +231,17 @@ class ModelManager:
         now = time.monotonic()
         log.info("loaded model %s from %s in %.1fs", mid, path, now - started)
         return LoadedModel(mid, model, path, loaded_at=now, last_used=now)
+
+    def _construct(self, mid: str, path: str) -> WhisperModel:
+        """On the loader thread, so loads never count the same free GPU memory twice."""
+        if self.vram is not None:
+            self.vram.make_room(mid, Path(path), self)
+        return WhisperModel(
+            path,
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=self.settings.cpu_threads,
+        )
 
     def _download(self, source: ModelSource) -> str:
         assert source.repo_id is not None
