@@ -38,6 +38,7 @@ COMPUTE_TYPES = (
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 SEPARATE_LANES = ("auto", "always", "never")
+CLIENT_MODELS = ("local", "hub", "any")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -246,6 +247,12 @@ class Settings:
         "where model directories are looked up and hub downloads are kept",
         shown="`$XDG_CACHE_HOME/aistack-stt/models` (`~/.cache/...`)",
     )
+    client_models: str = _opt(
+        "local",
+        "which models clients may name: `local` the default model (`whisper-1`) and what "
+        "is already in the model directory; `hub` also aliases and hub repo ids, downloaded on "
+        "first use; `any` also directories on the server by path (trusted clients only)",
+    )
     device: str = _opt(
         "auto", "`auto` (CUDA when a GPU is visible, else CPU), " + _codes(DEVICES[1:])
     )
@@ -297,6 +304,10 @@ class Settings:
         if not self.model.strip():
             raise ConfigError(
                 "model is empty; give an alias (e.g. base), a hub repo id or a directory"
+            )
+        if self.client_models not in CLIENT_MODELS:
+            raise ConfigError(
+                f"client_models {self.client_models!r} is not one of {', '.join(CLIENT_MODELS)}"
             )
         if self.beam_size < 1:
             raise ConfigError(f"beam_size {self.beam_size} is invalid; use 1 or more")
