@@ -105,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn  # imported late: `--help` and config errors stay fast
 
+    from . import logfilters
     from .app import create_app
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logfilters.install()  # no API key in the log, no flood of one error
     app = create_app(settings)
     if app.state.wyoming is not None:
         try:  # take the Wyoming port now, so that a busy one is reported in one line
@@ -118,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"aistack-stt: error: {exc}", file=sys.stderr)
             return 2
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=logfilters.log_config(),
+        )
     except OSError as exc:
         print(
             f"aistack-stt: error: cannot listen on {settings.host}:{settings.port}: {exc}",
