@@ -283,6 +283,15 @@ class Settings:
         "workers); `0` lets CTranslate2 choose (bulk lane: the usable cores)",
     )
     max_upload_mb: float = _opt(25.0, "largest accepted upload, in MiB (413 above it)")
+    max_connections: int = _opt(
+        0,
+        "HTTP and WebSocket connections open at once; the next is answered 503 "
+        "`too_many_connections` and closed. `0`: from the open-file limit (raised to the hard "
+        "limit at start): (limit - 64 - `wyoming_max_connections`) / 2",
+    )
+    header_timeout_s: float = _opt(
+        10.0, "a connection that has not sent its request headers within this is closed"
+    )
     log_level: str = _opt("info", _codes(LOG_LEVELS))
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     stream: StreamLimits = field(default_factory=StreamLimits, metadata={"env": "STREAM_"})
@@ -318,6 +327,14 @@ class Settings:
         if self.max_upload_mb <= 0:
             raise ConfigError(
                 f"max_upload_mb {self.max_upload_mb} is invalid; use a positive number"
+            )
+        if self.max_connections < 0:
+            raise ConfigError(
+                f"max_connections {self.max_connections} is invalid; use 0 (automatic) or more"
+            )
+        if not 0 < self.header_timeout_s <= 3600:
+            raise ConfigError(
+                f"header_timeout_s {self.header_timeout_s} is invalid; use seconds, 0-3600"
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
