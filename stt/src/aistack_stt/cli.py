@@ -112,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logfilters.install()  # no API key in the log, no flood of one error
+    app = create_app(settings)
+    if app.state.wyoming is not None:
+        try:  # take the Wyoming port now, so that a busy one is reported in one line
+            app.state.wyoming.bind()
+        except OSError as exc:
+            print(f"aistack-stt: error: {exc}", file=sys.stderr)
+            return 2
     before, open_files = serving.raise_open_file_limit()
     connections = serving.connection_budget(settings, open_files)
     logging.getLogger("aistack_stt").info(
@@ -120,13 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         f" (raised from {before})" if open_files != before else "",
         connections,
     )
-    app = create_app(settings)
-    if app.state.wyoming is not None:
-        try:  # take the Wyoming port now, so that a busy one is reported in one line
-            app.state.wyoming.bind()
-        except OSError as exc:
-            print(f"aistack-stt: error: {exc}", file=sys.stderr)
-            return 2
     try:
         uvicorn.run(
             app,

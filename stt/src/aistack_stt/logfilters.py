@@ -55,7 +55,10 @@ class OncePerInterval(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = f"{record.name}:{record.msg}"
+        try:
+            key = f"{record.name}:{record.getMessage()}"
+        except (TypeError, ValueError):  # arguments that do not fit: logging reports it
+            return True
         now = time.monotonic()
         with self._lock:
             last, dropped = self._seen.get(key, (float("-inf"), 0))
@@ -66,7 +69,7 @@ class OncePerInterval(logging.Filter):
                 self._seen.clear()
             self._seen[key] = (now, 0)
         if dropped:
-            record.msg = f"{record.msg} ({dropped} more like this in the last {self.interval:g} s)"
+            record.msg = f"{record.msg} ({dropped} more like this since it was last written)"
         return True
 
 

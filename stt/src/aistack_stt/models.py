@@ -236,6 +236,13 @@ class ModelManager:
         repo = _hub_key(mid)
         if repo is not None:
             return ModelSource(mid, repo_id=repo)
+        if mid.startswith(("/", ".", "~")):  # the operator's own path: saying so reveals nothing
+            raise APIError(
+                404,
+                f"model directory {mid} does not exist (AISTACK_STT_MODEL)",
+                param="model",
+                code="model_not_found",
+            )
         raise APIError(
             404,
             f"the configured model {mid!r} (AISTACK_STT_MODEL) is neither a directory holding a "
