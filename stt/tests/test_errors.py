@@ -100,22 +100,38 @@ def test_english_only_model_refuses_translation_and_other_languages(
         _assert_error(resp, 400, "language")
 
 
-def test_unknown_model_is_404(server: LiveServer, speech: Speech) -> None:
+def test_unknown_model_is_404_and_a_path_is_400(server: LiveServer, speech: Speech) -> None:
     with server.client() as http:
-        for model in ("no-such-model", "/nonexistent/model/dir"):
-            resp = _post(http, files={"file": speech.command_wav.open("rb")}, data={"model": model})
-            err = _assert_error(resp, 404, "model")
-            assert model in err["message"]
+        resp = _post(
+            http, files={"file": speech.command_wav.open("rb")}, data={"model": "no-such-model"}
+        )
+        err = _assert_error(resp, 404, "model")
+        assert "no-such-model" in err["message"] and "tiny.en" in err["message"]
+        resp = _post(
+            http, files={"file": speech.command_wav.open("rb")}, data={"model": "/nonexistent/dir"}
+        )
+        err = _assert_error(resp, 400, "model")
+    assert "is a path" in err["message"]
+
+
+@pytest.fixture(scope="module")
+def trusting_server(models_dir: Path):
+    """A server whose operator lets clients name model directories (client_models any)."""
+    live = start_server(
+        Settings(model="tiny.en", model_dir=models_dir, device="cpu", client_models="any")
+    )
+    yield live
+    stop_server(live)
 
 
 def test_model_that_fails_to_load_is_503_with_reason(
-    server: LiveServer, speech: Speech, tmp_path: Path, models_dir: Path
+    trusting_server: LiveServer, speech: Speech, tmp_path: Path, models_dir: Path
 ) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text((models_dir / "tiny.en" / "config.json").read_text())
     (broken / "model.bin").write_bytes(b"\x00" * 1024)
-    with server.client() as http:
+    with trusting_server.client() as http:
         resp = _post(
             http, files={"file": speech.command_wav.open("rb")}, data={"model": str(broken)}
         )
@@ -125,12 +141,12 @@ def test_model_that_fails_to_load_is_503_with_reason(
 
 
 def test_stream_of_a_model_that_fails_to_load_is_503_not_a_broken_stream(
-    server: LiveServer, speech: Speech, tmp_path: Path
+    trusting_server: LiveServer, speech: Speech, tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "model.bin").write_bytes(b"garbage")
-    with server.client() as http:
+    with trusting_server.client() as http:
         resp = _post(
             http,
             files={"file": speech.command_wav.open("rb")},

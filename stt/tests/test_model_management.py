@@ -15,7 +15,9 @@ def test_models_list_names_the_default_and_local_models(server: LiveServer) -> N
         body = http.get("/v1/models").json()
         assert body["object"] == "list"
         ids = [m["id"] for m in body["data"]]
-        assert {"whisper-1", "tiny.en", "base", "large-v3-turbo"} <= set(ids)
+        assert {"whisper-1", "tiny.en", "base"} <= set(ids)
+        # Clients may not make the server download (client_models local): no hub aliases.
+        assert "large-v3-turbo" not in ids
         assert http.get("/v1/models/tiny.en").json()["id"] == "tiny.en"
         assert http.get("/v1/models/whisper-1").status_code == 200
         missing = http.get("/v1/models/not-a-model")
@@ -41,22 +43,6 @@ def test_api_ps_loads_lists_and_unloads_a_model(server: LiveServer) -> None:
         assert http.post("/api/ps/no-such-model").status_code == 404
         unloads = http.get("/metrics").text
     assert 'aistack_stt_model_unloads_total{model="base",reason="request"}' in unloads
-
-
-def test_hub_model_offline_is_503_with_reason(server: LiveServer, speech: Speech) -> None:
-    # HF_HUB_OFFLINE is set for the whole test session (conftest.py): the hub is never
-    # asked, and a repo id that is not in the model directory cannot be served.
-    with server.client() as http:
-        resp = http.post(
-            "/v1/audio/transcriptions",
-            files={"file": speech.command_wav.open("rb")},
-            data={"model": "Systran/faster-whisper-small"},
-        )
-    assert resp.status_code == 503, resp.text
-    message = resp.json()["error"]["message"]
-    assert "Systran/faster-whisper-small" in message
-    assert "could not be downloaded" in message
-    assert "HF_HUB_OFFLINE" in message
 
 
 @pytest.fixture(scope="module")

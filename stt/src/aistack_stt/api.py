@@ -20,6 +20,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES
 from starlette.datastructures import UploadFile
 
 from . import formats, silence
+from .api_schema import TRANSCRIPT, audio_form, errors
 from .audio import decode
 from .config import RESPONSE_FORMATS
 from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
@@ -265,12 +266,23 @@ async def _stream(engine: Transcriber, job: TranscriptionRequest) -> Response:
     )
 
 
-@router.post("/v1/audio/transcriptions")
+_AUDIO_ERRORS = errors(400, 401, 404, 413, 503, 504)
+
+
+@router.post(
+    "/v1/audio/transcriptions",
+    openapi_extra=audio_form("transcribe"),
+    responses={**TRANSCRIPT, **_AUDIO_ERRORS},
+)
 async def transcriptions(request: Request) -> Response:
     return await _handle(request, "transcribe")
 
 
-@router.post("/v1/audio/translations")
+@router.post(
+    "/v1/audio/translations",
+    openapi_extra=audio_form("translate"),
+    responses={**TRANSCRIPT, **_AUDIO_ERRORS},
+)
 async def translations(request: Request) -> Response:
     return await _handle(request, "translate")
 
@@ -279,20 +291,20 @@ def _model_card(model_id: str) -> dict:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": "aistack-stt"}
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=errors(401, 503))
 def list_models(request: Request) -> dict:
     models: ModelManager = request.app.state.models
     return {"object": "list", "data": [_model_card(m) for m in models.available()]}
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}", responses=errors(400, 401, 404, 503))
 def get_model(request: Request, model_id: str) -> dict:
     models: ModelManager = request.app.state.models
     models.resolve(model_id)
     return _model_card(model_id)
 
 
-@router.get("/api/ps")
+@router.get("/api/ps", responses=errors(401, 503))
 def running_models(request: Request) -> dict:
     models: ModelManager = request.app.state.models
     loaded = models.loaded()
@@ -312,7 +324,9 @@ def running_models(request: Request) -> dict:
     }
 
 
-@router.post("/api/ps/{model_id:path}", status_code=201)
+@router.post(
+    "/api/ps/{model_id:path}", status_code=201, responses=errors(400, 401, 404, 409, 503)
+)
 async def load_model(request: Request, model_id: str) -> JSONResponse:
     models: ModelManager = request.app.state.models
     if models.is_loaded(model_id):
@@ -322,7 +336,7 @@ async def load_model(request: Request, model_id: str) -> JSONResponse:
     return JSONResponse({"message": f"model {model_id!r} loaded"}, status_code=201)
 
 
-@router.delete("/api/ps/{model_id:path}")
+@router.delete("/api/ps/{model_id:path}", responses=errors(400, 401, 404, 503))
 def unload_model(request: Request, model_id: str) -> dict:
     models: ModelManager = request.app.state.models
     if not models.unload(model_id):

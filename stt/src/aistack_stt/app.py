@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from . import __version__
+from . import __version__, api_schema
 from .api import router as api_router
 from .config import Settings
 from .engine import Transcriber
@@ -171,6 +171,7 @@ def create_app(
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
     install_handlers(app)
+    api_schema.install(app)  # /openapi.json: the multipart bodies and the error responses
     app.add_middleware(_Guard)
     app.include_router(health_router)
     app.include_router(api_router)

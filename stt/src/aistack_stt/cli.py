@@ -105,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn  # imported late: `--help` and config errors stay fast
 
+    from . import logfilters, serving
     from .app import create_app
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logfilters.install()  # no API key in the log, no flood of one error
     app = create_app(settings)
     if app.state.wyoming is not None:
         try:  # take the Wyoming port now, so that a busy one is reported in one line
@@ -117,8 +119,24 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"aistack-stt: error: {exc}", file=sys.stderr)
             return 2
+    before, open_files = serving.raise_open_file_limit()
+    connections = serving.connection_budget(settings, open_files)
+    logging.getLogger("aistack_stt").info(
+        "open-file limit %d%s; at most %d connections at once",
+        open_files,
+        f" (raised from {before})" if open_files != before else "",
+        connections,
+    )
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=logfilters.log_config(),
+            http=serving.protocol_class(connections, settings.header_timeout_s),
+            backlog=min(2048, max(128, connections)),
+        )
     except OSError as exc:
         print(
             f"aistack-stt: error: cannot listen on {settings.host}:{settings.port}: {exc}",

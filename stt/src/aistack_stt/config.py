@@ -40,6 +40,7 @@ COMPUTE_TYPES = (
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 SEPARATE_LANES = ("auto", "always", "never")
+CLIENT_MODELS = ("local", "hub", "any")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -285,6 +286,12 @@ class Settings:
         "where model directories are looked up and hub downloads are kept",
         shown="`$XDG_CACHE_HOME/aistack-stt/models` (`~/.cache/...`)",
     )
+    client_models: str = _opt(
+        "local",
+        "which models clients may name: `local` the default model (`whisper-1`) and what "
+        "is already in the model directory; `hub` also aliases and hub repo ids, downloaded on "
+        "first use; `any` also directories on the server by path (trusted clients only)",
+    )
     device: str = _opt(
         "auto", "`auto` (CUDA when a GPU is visible, else CPU), " + _codes(DEVICES[1:])
     )
@@ -315,6 +322,15 @@ class Settings:
         "workers); `0` lets CTranslate2 choose (bulk lane: the usable cores)",
     )
     max_upload_mb: float = _opt(25.0, "largest accepted upload, in MiB (413 above it)")
+    max_connections: int = _opt(
+        0,
+        "HTTP and WebSocket connections open at once; the next is answered 503 "
+        "`too_many_connections` and closed. `0`: from the open-file limit (raised to the hard "
+        "limit at start): (limit - 64 - `wyoming_max_connections`) / 2",
+    )
+    header_timeout_s: float = _opt(
+        10.0, "a connection that has not sent its request headers within this is closed"
+    )
     log_level: str = _opt("info", _codes(LOG_LEVELS))
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     stream: StreamLimits = field(default_factory=StreamLimits, metadata={"env": "STREAM_"})
@@ -338,6 +354,10 @@ class Settings:
             raise ConfigError(
                 "model is empty; give an alias (e.g. base), a hub repo id or a directory"
             )
+        if self.client_models not in CLIENT_MODELS:
+            raise ConfigError(
+                f"client_models {self.client_models!r} is not one of {', '.join(CLIENT_MODELS)}"
+            )
         if self.beam_size < 1:
             raise ConfigError(f"beam_size {self.beam_size} is invalid; use 1 or more")
         if self.cpu_threads < 0:
@@ -347,6 +367,14 @@ class Settings:
         if self.max_upload_mb <= 0:
             raise ConfigError(
                 f"max_upload_mb {self.max_upload_mb} is invalid; use a positive number"
+            )
+        if self.max_connections < 0:
+            raise ConfigError(
+                f"max_connections {self.max_connections} is invalid; use 0 (automatic) or more"
+            )
+        if not 0 < self.header_timeout_s <= 3600:
+            raise ConfigError(
+                f"header_timeout_s {self.header_timeout_s} is invalid; use seconds, 0-3600"
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")

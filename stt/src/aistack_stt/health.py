@@ -10,9 +10,10 @@ stt_server role: keep them stable.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from . import __version__
+from .api_schema import errors
 from .engine import Transcriber
 from .live import SessionCounter
 from .metrics import CONTENT_TYPE
@@ -57,13 +58,16 @@ def health(request: Request) -> dict:
     return _health(request)
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    responses={503: {"description": "Not ready: the same body, `status` says why"}},
+)
 def ready(request: Request) -> JSONResponse:
     body = _health(request)
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse, responses=errors(401, 503))
 def metrics(request: Request) -> Response:
     state = request.app.state
     engine: Transcriber = state.engine

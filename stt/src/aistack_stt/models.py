@@ -6,6 +6,13 @@ CTranslate2 model. Aliases look in the model directory first (`<model_dir>/<alia
 offline host can be seeded with plain directories; otherwise the hub is asked once and the
 files kept under `<model_dir>` (huggingface_hub honours HF_ENDPOINT and HF_HUB_OFFLINE).
 
+Which ids a client may use is the operator's choice (`Settings.client_models`): by default
+only the configured model, `whisper-1` and what already lies in the model directory. Client
+ids never reach the filesystem as paths unless the operator allows `any`, and never make the
+server download unless it allows `hub`; a refusal reads the same whether or not a directory of
+that name exists. Every spelling of one model maps to one canonical id (`canonical_id`), the
+key of the table of loaded models, so a model is loaded once however it is named.
+
 `ModelManager.get()` is the one way to obtain a loaded `WhisperModel`; the HTTP engine and the
 WebSocket sessions both use it, so time-to-live unloading sees every user of a model.
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -36,7 +44,33 @@ from .vram import VramGuard, guard_for
 log = logging.getLogger("aistack_stt.models")
 
 DEFAULT_ALIAS = "whisper-1"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Longer ids are refused before anything looks at them (a path is at most 4096 bytes; a hub
+# repo id is far shorter); shorter ones that no file system accepts are simply not found.
+MAX_ID_CHARS = 1024
+# A name is one path component that cannot climb out of the model directory (not `.`, `..`).
+_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+# Several aliases lead to one repo (`large`, `large-v3`): the first one names it.
+_REPO_ALIAS: dict[str, str] = {}
+for _alias, _repo in HUB_ALIASES.items():
+    _REPO_ALIAS.setdefault(_repo, _alias)
+
+
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, false for names the file system refuses (too long, NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _hub_key(mid: str) -> str | None:
+    """The hub repo an alias or repo id names (None for anything else)."""
+    if mid in HUB_ALIASES:
+        return HUB_ALIASES[mid]
+    if _REPO_ID.match(mid):
+        return mid
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,53 +144,147 @@ class ModelManager:
 
     @property
     def default_id(self) -> str:
-        return self.settings.model
+        return self.settings.model.strip()
 
     def canonical_id(self, model_id: str) -> str:
-        model_id = model_id.strip()
-        if not model_id:
-            raise APIError(400, "model is empty", param="model", code="invalid_value")
-        return self.default_id if model_id == DEFAULT_ALIAS else model_id
+        """The one id of the model `model_id` names, or an APIError when a client may not use it.
 
-    def resolve(self, model_id: str) -> ModelSource:
-        """Map an id to files without loading anything; unknown ids are a 404."""
-        mid = self.canonical_id(model_id)
-        path = Path(mid).expanduser()
-        if path.is_dir():
-            return ModelSource(mid, path=path)
-        local = self.settings.model_dir / mid
-        if not mid.startswith(("/", ".", "~")) and (local / "model.bin").is_file():
-            return ModelSource(mid, path=local)
-        if mid in HUB_ALIASES or _REPO_ID.match(mid):
-            return ModelSource(mid, repo_id=HUB_ALIASES.get(mid, mid))
-        if mid.startswith(("/", ".", "~")):
+        Only what the operator allows passes (`client_models`), and the refusal does not
+        depend on what exists outside the model directory: no directory-exists oracle.
+        """
+        mid = model_id.strip()
+        if not mid:
+            raise APIError(400, "model is empty", param="model", code="invalid_value")
+        if len(mid) > MAX_ID_CHARS:
+            raise APIError(
+                400,
+                f"model id is {len(mid)} characters long; model ids are at most {MAX_ID_CHARS}",
+                param="model",
+                code="invalid_value",
+            )
+        if not mid.isprintable():
+            raise APIError(
+                400, "model id contains control characters", param="model", code="invalid_value"
+            )
+        if mid in self._models or mid in (DEFAULT_ALIAS, self.default_id):
+            return self.default_id if mid == DEFAULT_ALIAS else mid
+        mode = self.settings.client_models
+        named = _NAME.match(mid) or _REPO_ID.match(mid)  # `owner/name` is a repo, not a path
+        if mid.startswith(("/", "~")) or (mode == "any" and not named):
+            if mode != "any":
+                raise APIError(
+                    400,
+                    f"model {mid!r} is a path; name a model instead: {', '.join(self.available())}",
+                    param="model",
+                    code="invalid_value",
+                )
+            return self._canonical_path(mid)
+        if _NAME.match(mid) and self._local_dir(mid) is not None:
+            return mid
+        repo = _hub_key(mid)
+        if repo is not None:
+            if repo == _hub_key(self.default_id):
+                return self.default_id
+            canonical = _REPO_ALIAS.get(repo, mid)
+            if self._local_dir(canonical) is not None or mode != "local" or self._cached(repo):
+                return canonical
+        raise APIError(
+            404,
+            f"model {mid!r} is not served here; use one of {', '.join(self.available())}",
+            param="model",
+            code="model_not_found",
+        )
+
+    def _canonical_path(self, mid: str) -> str:
+        """A directory given by a trusted client (`client_models: any`): its real path."""
+        real = os.path.realpath(os.path.expanduser(mid))
+        if not _is_file(Path(real) / "model.bin"):
             raise APIError(
                 404,
-                f"model directory {mid} does not exist",
+                f"model {mid!r}: no CTranslate2 model (model.bin) in that directory",
+                param="model",
+                code="model_not_found",
+            )
+        default = self._operator_source()
+        if default.path is not None and os.path.realpath(default.path) == real:
+            return self.default_id
+        parent, name = os.path.split(real)
+        model_dir = os.path.realpath(self.settings.model_dir)
+        if parent == model_dir and _NAME.match(name) and self._local_dir(name) is not None:
+            return name
+        return real
+
+    def _local_dir(self, name: str) -> Path | None:
+        """`<model_dir>/<name>` when it holds a model."""
+        local = self.settings.model_dir / name
+        return local if _NAME.match(name) and _is_file(local / "model.bin") else None
+
+    def _cached(self, repo_id: str) -> bool:
+        """Whether a hub download of `repo_id` is complete in the model directory."""
+        cache = self.settings.model_dir / ("models--" + repo_id.replace("/", "--"))
+        snapshots = cache / "snapshots"
+        try:
+            return any(_is_file(snap / "model.bin") for snap in snapshots.iterdir())
+        except OSError:
+            return False
+
+    def _operator_source(self) -> ModelSource:
+        """Where the configured default model is: the operator may name any directory."""
+        mid = self.default_id
+        path = Path(mid).expanduser()
+        with contextlib.suppress(OSError, ValueError):
+            if path.is_dir():
+                return ModelSource(mid, path=path)
+        local = self._local_dir(mid)
+        if local is not None:
+            return ModelSource(mid, path=local)
+        repo = _hub_key(mid)
+        if repo is not None:
+            return ModelSource(mid, repo_id=repo)
+        if mid.startswith(("/", ".", "~")):  # the operator's own path: saying so reveals nothing
+            raise APIError(
+                404,
+                f"model directory {mid} does not exist (AISTACK_STT_MODEL)",
                 param="model",
                 code="model_not_found",
             )
         raise APIError(
             404,
-            f"model {mid!r} is unknown: use {DEFAULT_ALIAS}, an alias "
-            f"({', '.join(sorted(HUB_ALIASES))}), a Hugging Face repo id (owner/name) "
-            "or a directory holding a CTranslate2 model",
+            f"the configured model {mid!r} (AISTACK_STT_MODEL) is neither a directory holding a "
+            f"CTranslate2 model, nor in {self.settings.model_dir}, nor an alias "
+            f"({', '.join(HUB_ALIASES)}) or a Hugging Face repo id (owner/name)",
             param="model",
             code="model_not_found",
         )
 
+    def resolve(self, model_id: str) -> ModelSource:
+        """Map an id to files without loading anything; ids a client may not use are refused."""
+        mid = self.canonical_id(model_id)
+        if mid == self.default_id:
+            return self._operator_source()
+        if mid.startswith("/"):
+            return ModelSource(mid, path=Path(mid))
+        local = self._local_dir(mid)
+        if local is not None:
+            return ModelSource(mid, path=local)
+        return ModelSource(mid, repo_id=_hub_key(mid))
+
     def available(self) -> list[str]:
-        """Ids that can be served: the default, what is loaded, what lies in the model dir."""
+        """Ids a client may name: the default, what is loaded, what lies in the model dir,
+        and the aliases when the operator lets clients download (`client_models`)."""
         ids = [DEFAULT_ALIAS, self.default_id]
         ids += sorted(self._models)
         model_dir = self.settings.model_dir
-        if model_dir.is_dir():
+        with contextlib.suppress(OSError):
             for child in sorted(model_dir.iterdir()):
-                if (child / "model.bin").is_file():
+                if self._local_dir(child.name) is not None:
                     ids.append(child.name)
                 elif child.name.startswith("models--"):  # hub cache layout
-                    ids.append(child.name[len("models--") :].replace("--", "/"))
-        ids += sorted(HUB_ALIASES)
+                    repo = child.name[len("models--") :].replace("--", "/")
+                    if self._cached(repo):
+                        ids.append(_REPO_ALIAS.get(repo, repo))
+        if self.settings.client_models != "local":
+            ids += sorted(HUB_ALIASES)
         return list(dict.fromkeys(ids))
 
     # -- loading --------------------------------------------------------------------------
@@ -248,7 +376,12 @@ class ModelManager:
         model_dir = self.settings.model_dir
         try:
             model_dir.mkdir(parents=True, exist_ok=True)
-            return download_model(source.repo_id, cache_dir=str(model_dir))
+            # Only the operator's model is fetched, unless clients may download (`hub`): a
+            # client's pick among cached hub models is read from the cache, never refreshed.
+            offline = source.id != self.default_id and self.settings.client_models == "local"
+            return download_model(
+                source.repo_id, cache_dir=str(model_dir), local_files_only=offline
+            )
         except Exception as exc:
             name = type(exc).__name__
             if name in ("RepositoryNotFoundError", "RevisionNotFoundError"):

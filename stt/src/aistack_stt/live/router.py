@@ -35,8 +35,20 @@ class SessionCounter:
             self.active -= 1
 
 
+KEY_PROTOCOL = "openai-insecure-api-key."
+# What a browser offers beside the key protocol on /v1/audio/stream, and gets back: a browser
+# drops the connection when the server picks none of the protocols it offered.
+STREAM_PROTOCOL = "aistack-stt"
+
+
+def _offered(websocket: WebSocket) -> list[str]:
+    return [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+
+
 def authorized(websocket: WebSocket) -> bool:
-    """Same key as the HTTP API, from the Authorization header or `?api_key=` (browsers)."""
+    """Same key as the HTTP API: the Authorization header, or for browsers (which cannot set
+    headers on a WebSocket) the subprotocol `openai-insecure-api-key.<key>`. `?api_key=` is
+    still read for old clients; the log shows it as `api_key=***` (logfilters.py)."""
     settings = getattr(websocket.app.state, "settings", None)
     key = getattr(settings, "api_key", None)
     if not key:
@@ -44,10 +56,9 @@ def authorized(websocket: WebSocket) -> bool:
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
         return True
-    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
-    for proto in offered:  # how OpenAI's browser clients pass the key
-        if proto.startswith("openai-insecure-api-key."):
-            given = proto.removeprefix("openai-insecure-api-key.")
+    for proto in _offered(websocket):  # how OpenAI's browser clients pass the key
+        if proto.startswith(KEY_PROTOCOL):
+            given = proto.removeprefix(KEY_PROTOCOL)
             if hmac.compare_digest(given.encode(), key.encode()):
                 return True
     query = websocket.query_params.get("api_key", "")
@@ -96,12 +107,14 @@ def create_live_router(
 
     @router.websocket("/v1/audio/stream")
     async def stream(websocket: WebSocket) -> None:
-        await websocket.accept()
+        offered = _offered(websocket)
+        await websocket.accept(subprotocol=STREAM_PROTOCOL if STREAM_PROTOCOL in offered else None)
         await serve(
             websocket,
             AistackProtocol,
             f"s{next(ids)}",
-            "send Authorization: Bearer <key> or ?api_key=<key>",
+            f"send Authorization: Bearer <key>, or from a browser the subprotocols "
+            f"{STREAM_PROTOCOL} and {KEY_PROTOCOL}<key>",
         )
 
     @router.websocket("/v1/realtime")
@@ -114,7 +127,8 @@ def create_live_router(
             websocket,
             RealtimeProtocol,
             f"sess_{next(ids)}",
-            "send Authorization: Bearer <key>",
+            f"send Authorization: Bearer <key>, or from a browser the subprotocols realtime "
+            f"and {KEY_PROTOCOL}<key>",
         )
 
     return LiveRouter(router, sessions)

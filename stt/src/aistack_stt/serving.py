@@ -1,0 +1,110 @@
+"""How the process meets the network: its open-file limit, a cap on connections, and a
+deadline for the request headers.
+
+uvicorn keeps a connection that never sends a request open for ever, and accepts until the
+process runs out of file descriptors; then nobody is served, and asyncio's accept loop logs
+"Too many open files" as fast as it can spin (logfilters.py keeps that to one line). Here:
+
+- the soft RLIMIT_NOFILE is raised to the hard limit at start (systemd's LimitNOFILE sets both);
+- at most `max_connections` HTTP and WebSocket connections are open at once (by default what
+  the open-file limit leaves room for, two descriptors each: the socket and a spooled upload);
+  the next one is answered 503 `too_many_connections` and closed at once, so the descriptors
+  never run out and a client learns why;
+- a connection that has not sent its request headers within `header_timeout_s` is closed, so
+  idle or slow (slowloris) connections give their place back to real clients.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .config import Settings
+
+log = logging.getLogger("aistack_stt.serving")
+
+# Descriptors the process needs besides its connections: models, logs, threads' pipes, the
+# Wyoming server's listener, temporary files of decodes.
+RESERVED_FDS = 64
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit, where the kernel allows; (before, after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft >= hard:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return soft, soft
+    return soft, hard
+
+
+def connection_budget(settings: Settings, open_files: int | None = None) -> int:
+    """`settings.max_connections`, or for 0 what the open-file limit leaves room for."""
+    if settings.max_connections:
+        return settings.max_connections
+    if open_files is None:
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    spare = open_files - RESERVED_FDS - settings.wyoming.max_connections
+    return max(8, spare // 2)
+
+
+def _busy_response(limit: int) -> bytes:
+    body = json.dumps(
+        {
+            "error": {
+                "message": f"the server already has {limit} open connections "
+                "(AISTACK_STT_MAX_CONNECTIONS); retry in a few seconds",
+                "type": "server_error",
+                "param": None,
+                "code": "too_many_connections",
+            }
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Retry-After: 5\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def protocol_class(max_connections: int, header_timeout_s: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with the connection cap and the request-header deadline."""
+    busy = _busy_response(max_connections)
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                log.warning(
+                    "refused a connection: %d are open (AISTACK_STT_MAX_CONNECTIONS)",
+                    max_connections,
+                )
+                transport.write(busy)
+                transport.close()
+                return
+            self._deadline = self.loop.call_later(header_timeout_s, self._no_request)
+
+        def _no_request(self) -> None:
+            # Once a request has arrived (`scope`), keep-alive and the app's own timeouts rule;
+            # a WebSocket upgrade hands the transport to another protocol object.
+            if self.scope is None and not self.transport.is_closing():
+                log.warning(
+                    "closed a connection that sent no request within %g s "
+                    "(AISTACK_STT_HEADER_TIMEOUT_S)",
+                    header_timeout_s,
+                )
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
