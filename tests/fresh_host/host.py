@@ -45,13 +45,18 @@ def incus(*args: str, check: bool = True, input: bytes | None = None,
 
 @dataclass
 class FreshHost:
-    """The nested host; `run` executes a shell command in it as root, in a login shell."""
+    """The nested host; `run` executes a shell command in it as root, in a login shell.
+
+    tests/cluster builds its members with the same code, in its own project and names."""
 
     log_dir: Path
+    project: str = PROJECT
+    name: str = NAME
 
     def run(self, script: str, timeout: float = 600, log: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = ["incus", "exec", "--project", PROJECT, NAME, "--", "bash", "-lc", script]
+        cmd = ["incus", "exec", "--project", self.project, self.name, "--", "bash", "-lc",
+               script]
         if log is None:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                   stdin=subprocess.DEVNULL)
@@ -63,40 +68,60 @@ class FreshHost:
             proc.stdout = path.read_text()
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"in the fresh host, `{script}` exited {proc.returncode}:\n"
+                f"in {self.name}, `{script}` exited {proc.returncode}:\n"
                 f"{(proc.stdout or '')[-4000:]}\n{(proc.stderr or '')[-2000:]}"
             )
         return proc
 
     def push(self, data: bytes, dest: str, mode: str = "0644") -> None:
-        incus("file", "push", "--project", PROJECT, "--mode", mode, "-", f"{NAME}{dest}",
-              input=data)
+        incus("file", "push", "--project", self.project, "--mode", mode, "-",
+              f"{self.name}{dest}", input=data)
+
+    def wait_booted(self) -> None:
+        deadline = time.monotonic() + 180
+        while True:
+            state = self.run("systemctl is-system-running --wait", check=False, timeout=180)
+            if state.stdout.strip() in {"running", "degraded"}:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"systemd in {self.name} did not finish booting: {state}")
+            time.sleep(2)
 
 
-def remove() -> None:
-    """Delete the project, its instance and the bridge, if a run left them."""
+def remove(project: str = PROJECT, bridge: str = BRIDGE) -> None:
+    """Delete the project, its instances and the bridge, if a run left them."""
     projects = json.loads(incus("project", "list", "--format", "json").stdout)
-    if any(p["name"] == PROJECT for p in projects):
-        for inst in json.loads(incus("list", "--project", PROJECT, "--format", "json").stdout):
-            incus("delete", "--project", PROJECT, "--force", inst["name"])
-        incus("project", "delete", PROJECT)
+    if any(p["name"] == project for p in projects):
+        for inst in json.loads(incus("list", "--project", project, "--format", "json").stdout):
+            incus("delete", "--project", project, "--force", inst["name"])
+        incus("project", "delete", project)
     networks = json.loads(incus("network", "list", "--format", "json").stdout)
-    if any(n["name"] == BRIDGE for n in networks):
-        incus("network", "delete", BRIDGE)
+    if any(n["name"] == bridge for n in networks):
+        incus("network", "delete", bridge)
 
 
-def create(log_dir: Path) -> FreshHost:
-    """Start the container and wait for systemd to finish booting it."""
-    remove()
+def make_place(project: str = PROJECT, bridge: str = BRIDGE, gateway: str = GATEWAY) -> None:
+    """A fresh project and bridge for nested hosts (what a run left is removed first)."""
+    remove(project, bridge)
     # Kernel modules belong to the kernel the container shares: the nested host cannot
     # load br_netfilter (its network ACLs need it) from its own /lib/modules, which has
     # none for this kernel. A real host loads it itself (playbooks/infra.yml).
     if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
         subprocess.run(["modprobe", "br_netfilter"], check=True)
-    incus("network", "create", BRIDGE, f"ipv4.address={GATEWAY}", "ipv4.nat=true",
+    incus("network", "create", bridge, f"ipv4.address={gateway}", "ipv4.nat=true",
           "ipv6.address=none")
-    incus("project", "create", PROJECT, "--config", "features.images=false",
+    incus("project", "create", project, "--config", "features.images=false",
           "--config", "features.profiles=true")
+
+
+def create(log_dir: Path) -> FreshHost:
+    """Start the container and wait for systemd to finish booting it."""
+    make_place()
+    return launch(log_dir, PROJECT, NAME, BRIDGE, ADDRESS)
+
+
+def launch(log_dir: Path, project: str, name: str, bridge: str, address: str) -> FreshHost:
+    """A privileged nested system container of the project's image, booted."""
     spec = {
         "config": {
             "security.nesting": "true",
@@ -105,21 +130,14 @@ def create(log_dir: Path) -> FreshHost:
         },
         "devices": {
             "root": {"type": "disk", "path": "/", "pool": "default"},
-            "eth0": {"type": "nic", "name": "eth0", "network": BRIDGE,
-                     "ipv4.address": ADDRESS},
+            "eth0": {"type": "nic", "name": "eth0", "network": bridge,
+                     "ipv4.address": address},
         },
     }
-    incus("init", IMAGE, NAME, "--project", PROJECT, input=json.dumps(spec).encode())
-    incus("start", "--project", PROJECT, NAME)
-    host = FreshHost(log_dir)
-    deadline = time.monotonic() + 180
-    while True:
-        state = host.run("systemctl is-system-running --wait", check=False, timeout=180)
-        if state.stdout.strip() in {"running", "degraded"}:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"systemd in the fresh host did not finish booting: {state}")
-        time.sleep(2)
+    incus("init", IMAGE, name, "--project", project, input=json.dumps(spec).encode())
+    incus("start", "--project", project, name)
+    host = FreshHost(log_dir, project, name)
+    host.wait_booted()
     return host
 
 
@@ -132,10 +150,13 @@ def trust_host_cas(host: FreshHost) -> None:
     host.run("update-ca-certificates >/dev/null")
 
 
-def install_new_user_tools(host: FreshHost) -> None:
-    host.run("until apt-get update -q; do sleep 3; done", timeout=300, log="fresh-apt.log")
+def install_new_user_tools(host: FreshHost, extra: tuple[str, ...] = (),
+                           log_prefix: str = "fresh") -> None:
+    host.run("until apt-get update -q; do sleep 3; done", timeout=300,
+             log=f"{log_prefix}-apt.log")
     host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-             + " ".join(STANDARD + README_TOOLS), timeout=900, log="fresh-apt-install.log")
+             + " ".join(STANDARD + README_TOOLS + list(extra)), timeout=900,
+             log=f"{log_prefix}-apt-install.log")
 
 
 def copy_repository(host: FreshHost, root: Path) -> None:
