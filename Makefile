@@ -50,7 +50,7 @@ check: sync ## Run the whole site in check mode (changes nothing, shows diffs)
 	$(PLAY) playbooks/site.yml --check --diff $(ARGS)
 
 .PHONY: apply-host
-apply-host: $(BIN)/aistack ## Install, start and initialise Incus on this host only
+apply-host: sync ## Install, start and initialise Incus on this host (or on every member of infra.yml's cluster)
 	$(PLAY) playbooks/host.yml $(ARGS)
 
 .PHONY: apply-infra

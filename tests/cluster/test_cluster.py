@@ -95,6 +95,9 @@ def hosts(cluster_members):
     first = cluster_members.first
     nested.copy_repository(first, ROOT)
     first.push(INFRA.encode(), f"{CHECKOUT}/infra.yml")
+    # A user who replaces the example drops its generated files with --clean-orphans.
+    first.run(f"cd {CHECKOUT} && make sync SYNC_ARGS=--clean-orphans", timeout=900,
+              log="cluster-sync.log")
     return cluster_members
 
 
