@@ -69,7 +69,10 @@ def push_image(member: nested.FreshHost, scratch: Path) -> None:
     for path in files:
         member.push(path.read_bytes(), f"/root/{path.name}")
         names.append(f"/root/{path.name}")
-    member.run(f"incus image import {' '.join(names)} --alias {IMAGE_ALIAS}", timeout=600)
+    member.run(f"incus image import {' '.join(names)} --alias {IMAGE_ALIAS}"
+               f" && rm {' '.join(names)}", timeout=600)
+    for path in files:
+        path.unlink()
 
 
 def incus_json(member: nested.FreshHost, *args: str) -> object:

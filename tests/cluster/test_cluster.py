@@ -177,6 +177,48 @@ def test_the_client_on_c2_transcribes_through_the_wired_url(applied, hosts):
     assert _words(json.loads(out)["text"]) == _words(SENTENCE)
 
 
+def _instance_module(member: nested.FreshHost, **args: object) -> dict:
+    """One run of homelab.aistack.incus_instance in the controller, as the infra play runs it."""
+    encoded = base64.b64encode(json.dumps(args).encode()).decode()
+    out = member.run(
+        f"cd {CHECKOUT} && ANSIBLE_LOAD_CALLBACK_PLUGINS=1 ANSIBLE_STDOUT_CALLBACK=json "
+        f".venv/bin/ansible localhost -i localhost, -c local "
+        f"-e ansible_python_interpreter={CHECKOUT}/.venv/bin/python "
+        f"-m homelab.aistack.incus_instance -a \"$(echo {encoded} | base64 -d)\"",
+        check=False, timeout=600,
+    ).stdout
+    return json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def test_a_running_machine_is_not_moved_and_an_unknown_member_is_named(applied, hosts):
+    where = {"name": "client", "project": "speech", "state": "started"}
+    refused = _instance_module(hosts.first, target="c1", **where)
+    assert refused.get("failed") is True
+    assert "runs on cluster member 'c2', but target wants it on 'c1'" in refused["msg"]
+    assert "incus stop --project speech client" in refused["msg"]
+    unknown = _instance_module(hosts.first, target="c3", **where)
+    assert "'c3' (target), which is not in the cluster (members: c1, c2)" in unknown["msg"]
+    instances = cluster.incus_json(hosts.first, "list", "--project", "speech")
+    assert {i["name"]: (i["location"], i["status"]) for i in instances}["client"] == (
+        "c2", "Running")
+
+
+def test_a_stopped_machine_moves_to_its_new_member(applied, hosts):
+    spare = {"name": "spare", "project": "speech", "image": "local:aistack/debian-12",
+             "state": "stopped"}
+    created = _instance_module(hosts.first, target="c2", **spare)
+    assert created.get("failed") is not True, created
+    assert created["instance"]["location"] == "c2"
+    moved = _instance_module(hosts.first, target="c1", **spare)
+    assert moved.get("failed") is not True, moved
+    assert moved["changes"] == ["location"]
+    assert moved["instance"]["location"] == "c1"
+    again = _instance_module(hosts.first, target="c1", **spare)
+    assert again["changed"] is False
+    removed = _instance_module(hosts.first, name="spare", project="speech", state="absent")
+    assert removed["changed"] is True
+
+
 def test_destroy_leaves_nothing_on_either_member(applied, hosts):
     result = _timed(hosts.first, "destroy FORCE=1", "cluster-destroy.log")
     assert result.returncode == 0, result.stdout[-6000:]
