@@ -177,6 +177,16 @@ def test_the_client_on_c2_transcribes_through_the_wired_url(applied, hosts):
     assert _words(json.loads(out)["text"]) == _words(SENTENCE)
 
 
+def test_a_second_apply_infra_changes_nothing_on_the_cluster(applied, hosts):
+    again = _timed(hosts.first, "apply-infra", "cluster-apply-infra-again.log")
+    assert again.returncode == 0, again.stdout[-6000:]
+    recap = again.stdout.split("PLAY RECAP")[-1].splitlines()
+    hosts_seen = {line.split()[0]: line for line in recap if " : ok=" in line}
+    assert set(hosts_seen) == {"localhost", "c1", "c2", "stt", "client"}, recap
+    changed = {name: line for name, line in hosts_seen.items() if "changed=0 " not in line}
+    assert not changed, changed
+
+
 def _instance_module(member: nested.FreshHost, **args: object) -> dict:
     """One run of homelab.aistack.incus_instance in the controller, as the infra play runs it."""
     encoded = base64.b64encode(json.dumps(args).encode()).decode()
