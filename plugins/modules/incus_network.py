@@ -127,13 +127,19 @@ def _create(api, name: str, project: str, body: dict, current: dict | None) -> N
         for member in members:
             if member in pending:
                 continue
-            api.post(
-                f"Defining Incus network '{name}' on cluster member {member}",
-                "networks",
-                {"name": name, "type": body["type"], "config": {}},
-                project,
-                params={"target": member},
-            )
+            try:
+                api.post(
+                    f"Defining Incus network '{name}' on cluster member {member}",
+                    "networks",
+                    {"name": name, "type": body["type"], "config": {}},
+                    project,
+                    params={"target": member},
+                )
+            except IncusError as exc:
+                # Defined there by an interrupted run (a server that does not list a
+                # pending network's members answers so).
+                if "already" not in str(exc):
+                    raise
     api.post(f"Creating Incus network '{name}'", "networks", body, project)
 
 

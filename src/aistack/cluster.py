@@ -66,7 +66,9 @@ def live_members(timeout: float = 2.0) -> list[str] | None:
     return None
 
 
-def check(value: Any, reserved: set[str], base_subnet: str, error: Error) -> Cluster | None:
+def check(
+    value: Any, reserved: set[str], base_subnet: str, remote: str, error: Error
+) -> Cluster | None:
     """The ``cluster:`` section; None when there is none (one host)."""
     if value is None:
         return None
@@ -98,6 +100,14 @@ def check(value: Any, reserved: set[str], base_subnet: str, error: Error) -> Clu
             path + ("members",),
             f"members {', '.join(local)} all say connection: local, but only the machine "
             "that runs aistack is local; set connection: ssh on the others",
+        )
+        ok = False
+    if ok and not local and remote == "local":
+        error(
+            path + ("members",),
+            "no member says connection: local, but the infrastructure play talks to the "
+            "Incus of the host that runs aistack (global.remote: local); run aistack on a "
+            "member and mark it connection: local",
         )
         ok = False
     return Cluster(tuple(members)) if ok else None

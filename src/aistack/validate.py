@@ -778,7 +778,9 @@ def check(doc: Document, roles: Iterable[str], base_dir: Path) -> Checked:
     machines = tuple(m for d in domains for m in d.machines)
     reserved = {d.name for d in domains} | {m.name for m in machines} | set(checker.roles)
     reserved |= set(_RESERVED_GROUPS)
-    members = cluster.check(top.get("cluster"), reserved, settings.base_subnet, checker.error)
+    members = cluster.check(
+        top.get("cluster"), reserved, settings.base_subnet, settings.remote, checker.error
+    )
     infra = Infra(settings=settings, domains=domains, machines=machines, cluster=members)
     if members is not None or top.get("cluster") is None:
         cluster.check_targets(infra, checker.error)

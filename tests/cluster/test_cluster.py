@@ -187,14 +187,14 @@ def test_a_second_apply_infra_changes_nothing_on_the_cluster(applied, hosts):
     assert not changed, changed
 
 
-def _instance_module(member: nested.FreshHost, **args: object) -> dict:
-    """One run of homelab.aistack.incus_instance in the controller, as the infra play runs it."""
+def _module(member: nested.FreshHost, module: str, **args: object) -> dict:
+    """One run of homelab.aistack.<module> in the controller, as the infra play runs it."""
     encoded = base64.b64encode(json.dumps(args).encode()).decode()
     out = member.run(
         f"cd {CHECKOUT} && ANSIBLE_LOAD_CALLBACK_PLUGINS=1 ANSIBLE_STDOUT_CALLBACK=json "
         f".venv/bin/ansible localhost -i localhost, -c local "
         f"-e ansible_python_interpreter={CHECKOUT}/.venv/bin/python "
-        f"-m homelab.aistack.incus_instance -a \"$(echo {encoded} | base64 -d)\"",
+        f"-m homelab.aistack.{module} -a \"$(echo {encoded} | base64 -d)\"",
         check=False, timeout=600,
     ).stdout
     return json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -202,11 +202,11 @@ def _instance_module(member: nested.FreshHost, **args: object) -> dict:
 
 def test_a_running_machine_is_not_moved_and_an_unknown_member_is_named(applied, hosts):
     where = {"name": "client", "project": "speech", "state": "started"}
-    refused = _instance_module(hosts.first, target="c1", **where)
+    refused = _module(hosts.first, "incus_instance", target="c1", **where)
     assert refused.get("failed") is True
     assert "runs on cluster member 'c2', but target wants it on 'c1'" in refused["msg"]
     assert "incus stop --project speech client" in refused["msg"]
-    unknown = _instance_module(hosts.first, target="c3", **where)
+    unknown = _module(hosts.first, "incus_instance", target="c3", **where)
     assert "'c3' (target), which is not in the cluster (members: c1, c2)" in unknown["msg"]
     instances = cluster.incus_json(hosts.first, "list", "--project", "speech")
     assert {i["name"]: (i["location"], i["status"]) for i in instances}["client"] == (
@@ -216,17 +216,37 @@ def test_a_running_machine_is_not_moved_and_an_unknown_member_is_named(applied, 
 def test_a_stopped_machine_moves_to_its_new_member(applied, hosts):
     spare = {"name": "spare", "project": "speech", "image": "local:aistack/debian-12",
              "state": "stopped"}
-    created = _instance_module(hosts.first, target="c2", **spare)
+    created = _module(hosts.first, "incus_instance", target="c2", **spare)
     assert created.get("failed") is not True, created
     assert created["instance"]["location"] == "c2"
-    moved = _instance_module(hosts.first, target="c1", **spare)
+    moved = _module(hosts.first, "incus_instance", target="c1", **spare)
     assert moved.get("failed") is not True, moved
     assert moved["changes"] == ["location"]
     assert moved["instance"]["location"] == "c1"
-    again = _instance_module(hosts.first, target="c1", **spare)
+    again = _module(hosts.first, "incus_instance", target="c1", **spare)
     assert again["changed"] is False
-    removed = _instance_module(hosts.first, name="spare", project="speech", state="absent")
+    removed = _module(hosts.first, "incus_instance", name="spare", project="speech", state="absent")
     assert removed["changed"] is True
+
+
+def test_a_network_left_pending_on_one_member_is_completed_on_both(applied, hosts):
+    # What an interrupted run leaves: the network defined on c1 only, never created.
+    hosts.first.run("incus network create br-pend --target c1")
+    pending = cluster.incus_json(hosts.first, "network", "list")
+    assert {n["name"]: n["status"] for n in pending}["br-pend"] == "Pending"
+    config = {"ipv4.address": "10.153.99.1/24", "ipv4.nat": "true", "ipv6.address": "none"}
+    done = _module(hosts.first, "incus_network", name="br-pend", config=config)
+    assert done.get("failed") is not True, done
+    assert done["changes"] == ["state"]
+    networks = cluster.incus_json(hosts.first, "network", "list")
+    assert {n["name"]: n["status"] for n in networks}["br-pend"] == "Created"
+    for member in (hosts.first, hosts.second):
+        link = member.run("ip -4 -o addr show br-pend").stdout
+        assert "10.153.99.1/24" in link, (member.name, link)
+    removed = _module(hosts.first, "incus_network", name="br-pend", state="absent")
+    assert removed["changed"] is True
+    for member in (hosts.first, hosts.second):
+        assert member.run("ip link show br-pend", check=False).returncode != 0, member.name
 
 
 def test_destroy_leaves_nothing_on_either_member(applied, hosts):

@@ -145,10 +145,12 @@ def test_removing_the_cluster_reports_its_inventory_as_an_orphan(ws: Workspace) 
          "cluster.members.nuc.connection", "not one of: local, ssh"),
         ("      address: 192.168.1.11\n", "      address: 192.168.1.11\n      port: 22\n",
          "cluster.members.nuc.port", "unknown key 'port'"),
+        ("      address: 192.168.1.10\n", "      address: 192.168.1.10\n      connection: ssh\n",
+         "cluster.members", "no member says connection: local"),
     ],
     ids=["unknown member", "missing target", "member in the stack's range", "same address twice",
          "address not IPv4", "member named like a machine", "two local members",
-         "unknown connection", "unknown member key"],
+         "unknown connection", "unknown member key", "no local member"],
 )
 def test_validate_rejects_a_bad_cluster_naming_its_key_path(
     ws: Workspace, old: str, new: str, path: str, words: str
