@@ -131,7 +131,12 @@ def _create(api, name: str, project: str, body: dict, current: dict | None) -> N
                 api.post(
                     f"Defining Incus network '{name}' on cluster member {member}",
                     "networks",
-                    {"name": name, "type": body["type"], "config": {}},
+                    {
+                        "name": name,
+                        "type": body["type"],
+                        "description": body["description"],
+                        "config": {},
+                    },
                     project,
                     params={"target": member},
                 )
@@ -141,6 +146,21 @@ def _create(api, name: str, project: str, body: dict, current: dict | None) -> N
                 if "already" not in str(exc):
                     raise
     api.post(f"Creating Incus network '{name}'", "networks", body, project)
+    if members is not None:
+        # The create that commits a cluster network may keep what the pending member
+        # definitions held; set what differs, so that the next run finds nothing to do.
+        created = api.get(f"networks/{name}", project) or {}
+        config = dict(created.get("config") or {})
+        if created.get("description", "") != body["description"] or any(
+            config.get(k) != v for k, v in body["config"].items()
+        ):
+            config.update(body["config"])
+            api.put(
+                f"Configuring Incus network '{name}'",
+                f"networks/{name}",
+                {"description": body["description"], "config": config},
+                project,
+            )
 
 
 def _check_overlap(api, name: str, project: str, config: dict) -> None:

@@ -178,7 +178,7 @@ def test_the_client_on_c2_transcribes_through_the_wired_url(applied, hosts):
 
 
 def test_a_second_apply_infra_changes_nothing_on_the_cluster(applied, hosts):
-    again = _timed(hosts.first, "apply-infra", "cluster-apply-infra-again.log")
+    again = _timed(hosts.first, "apply-infra ARGS=--diff", "cluster-apply-infra-again.log")
     assert again.returncode == 0, again.stdout[-6000:]
     recap = again.stdout.split("PLAY RECAP")[-1].splitlines()
     hosts_seen = {line.split()[0]: line for line in recap if " : ok=" in line}
