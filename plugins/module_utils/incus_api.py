@@ -211,8 +211,9 @@ class IncusApi:
         except Exception as exc:
             raise IncusError(f"Reading {path} failed: {exc}") from exc
 
-    def post(self, what: str, path: str, body: dict, project: str | None = None):
-        return self._call(what, "post", path, project, body)
+    def post(self, what: str, path: str, body: dict, project: str | None = None,
+             params: dict | None = None):
+        return self._call(what, "post", path, project, body, params)
 
     def put(self, what: str, path: str, body: dict, project: str | None = None):
         return self._call(what, "put", path, project, body)
@@ -234,6 +235,15 @@ class IncusApi:
                 f"Incus project '{project}' does not exist: create it first "
                 "(homelab.aistack.incus_project)."
             )
+
+    def cluster_members(self) -> list[str] | None:
+        """Names of the cluster's members in Incus's order, or None when the server
+        is not clustered (a standalone server answers /1.0/cluster with enabled false)."""
+        cluster = self.get("cluster") or {}
+        if not cluster.get("enabled"):
+            return None
+        members = self.get("cluster/members", params={"recursion": "1"}) or []
+        return [m["server_name"] for m in members]
 
     def managed_networks(self) -> list[dict]:
         nets = self.get("networks", params={"recursion": "1", "all-projects": "true"}) or []

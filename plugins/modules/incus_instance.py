@@ -19,6 +19,9 @@ description:
     file system. O(type) cannot change on an existing instance (the module fails).
   - Before creating, the module checks that the image and every profile exist
     and fails naming the missing one.
+  - On an Incus cluster, O(target) places the instance on one member. An existing
+    instance on another member is moved there when it is stopped; a running one
+    is left where it is and the module fails, saying how to move it.
 author: aistack developers
 options:
   name:
@@ -60,6 +63,13 @@ options:
     description: Instance devices by name, each a mapping of device keys.
     type: dict
     default: {}
+  target:
+    description:
+      - Cluster member the instance runs on (C(incus cluster list) names them).
+      - Omitted, Incus picks the member when it creates the instance and the
+        module never moves it.
+      - Fails when the server is not a cluster or has no member of that name.
+    type: str
   ephemeral:
     description: Incus ephemeral flag (the instance is deleted when it stops).
     type: bool
@@ -132,10 +142,12 @@ instance:
     config: {limits.memory: 8GiB}
     devices: {eth0: {type: nic, network: br-lab, ipv4.address: 10.100.10.10}}
     ipv4: [10.100.10.10]
+    location: gpu-box
 changes:
   description:
     - Names of the fields that differed from the request.
-    - C(state) stands for creation or removal, C(status) for a start or stop.
+    - C(state) stands for creation or removal, C(status) for a start or stop,
+      C(location) for a move to another cluster member.
   returned: always
   type: list
   elements: str
@@ -187,6 +199,8 @@ def _view(obj: dict | None, project: str, ipv4: list[str] | None = None) -> dict
         "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
         "ephemeral": bool(obj.get("ephemeral")),
         "ipv4": ipv4 or [],
+        # The cluster member that holds it; "none" on a standalone server.
+        "location": obj.get("location") or "none",
     }
 
 
@@ -263,6 +277,49 @@ class InstanceRunner:
                     f"{self.project}; create it first or remove it from profiles."
                 )
 
+    def check_target(self) -> None:
+        """The wanted member must exist; said before anything is created or moved."""
+        target = self.p["target"]
+        if target is None:
+            return
+        members = self.api.cluster_members()
+        if members is None:
+            raise IncusError(
+                f"{self.label()} names cluster member '{target}' (target), but the Incus "
+                "server is not a cluster; remove target, or form the cluster first "
+                "(cluster: in infra.yml, then make apply-host)."
+            )
+        if target not in members:
+            raise IncusError(
+                f"{self.label()} names cluster member '{target}' (target), which is not in "
+                f"the cluster (members: {', '.join(members)}); use one of them."
+            )
+
+    def move(self, current: dict) -> dict:
+        """Move a stopped instance to the wanted member; refuse to touch a running one."""
+        target = self.p["target"]
+        location = current.get("location") or "none"
+        if target is None or location == target:
+            return current
+        if current.get("status") != "Stopped":
+            raise IncusError(
+                f"{self.label()} runs on cluster member '{location}', but target wants it on "
+                f"'{target}'. A running instance is not moved: stop it "
+                f"(incus stop --project {self.project} {self.name}) and run again to move "
+                f"it, or set target back to '{location}'."
+            )
+        self.changes.append("location")
+        if self.module.check_mode:
+            return dict(current, location=target)
+        self.api.post(
+            f"Moving {self.label()} from member {location} to {target}",
+            self.path,
+            {"name": self.name, "migration": True, "live": False},
+            self.project,
+            params={"target": target},
+        )
+        return self.current()
+
     def wait_ipv4(self) -> list[str]:
         deadline = time.monotonic() + self.p["wait_timeout"]
         while True:
@@ -329,9 +386,15 @@ class InstanceRunner:
         self.changes.append("state")
         if self.module.check_mode:
             status = "Running" if self.p["state"] == "started" else "Stopped"
-            return _view(dict(body, status=status), self.project)
+            return _view(dict(body, status=status, location=self.p["target"]), self.project)
+        target = self.p["target"]
+        where = f" on member {target}" if target else ""
         self.api.post(
-            f"Creating {self.label()} from {self.p['image']}", "instances", body, self.project
+            f"Creating {self.label()}{where} from {self.p['image']}",
+            "instances",
+            body,
+            self.project,
+            params={"target": target} if target else None,
         )
         return _view(self.current(), self.project)
 
@@ -389,6 +452,9 @@ class InstanceRunner:
         if self.p["state"] == "absent":
             self.absent(current)
         before = _view(current, self.project)
+        self.check_target()
+        if current is not None:
+            current = self.move(current)
         after = self.create() if current is None else self.update(current)
         wanted = {"started": "Running", "stopped": "Stopped"}.get(self.p["state"])
         if wanted and after.get("status") != wanted:
@@ -425,6 +491,7 @@ def main() -> None:
         profiles={"type": "list", "elements": "str", "default": ["default"]},
         config={"type": "dict", "default": {}},
         devices={"type": "dict", "default": {}},
+        target={"type": "str"},
         ephemeral={"type": "bool", "default": False},
         state={
             "type": "str",

@@ -13,6 +13,10 @@ description:
   - Creates, updates or removes one Incus managed network through the Incus REST API (pylxd).
   - Only the config keys given in O(config) are managed; keys Incus fills in by
     itself (for example C(ipv6.address) when not given) are left alone.
+  - On an Incus cluster a network is defined on every member first (pending,
+    C(?target=<member>)) and then created with its config, which Incus applies on
+    all members, so that each member gets its own bridge with the same subnet. A
+    network left pending by an interrupted run is completed.
   - Before creating or re-addressing a network, the module checks that its
     C(ipv4.address)/C(ipv6.address) subnet does not overlap the subnet of any
     other managed network in any project, and fails naming the other network.
@@ -115,6 +119,50 @@ def _view(obj: dict | None) -> dict:
     }
 
 
+def _create(api, name: str, project: str, body: dict, current: dict | None) -> None:
+    """Create the network; on a cluster, first on each member, then the whole."""
+    members = api.cluster_members()
+    if members is not None:
+        pending = set((current or {}).get("locations") or [])
+        for member in members:
+            if member in pending:
+                continue
+            try:
+                api.post(
+                    f"Defining Incus network '{name}' on cluster member {member}",
+                    "networks",
+                    {
+                        "name": name,
+                        "type": body["type"],
+                        "description": body["description"],
+                        "config": {},
+                    },
+                    project,
+                    params={"target": member},
+                )
+            except IncusError as exc:
+                # Defined there by an interrupted run (a server that does not list a
+                # pending network's members answers so).
+                if "already" not in str(exc):
+                    raise
+    api.post(f"Creating Incus network '{name}'", "networks", body, project)
+    if members is not None:
+        # The create that commits a cluster network may keep what the pending member
+        # definitions held; set what differs, so that the next run finds nothing to do.
+        created = api.get(f"networks/{name}", project) or {}
+        config = dict(created.get("config") or {})
+        if created.get("description", "") != body["description"] or any(
+            config.get(k) != v for k, v in body["config"].items()
+        ):
+            config.update(body["config"])
+            api.put(
+                f"Configuring Incus network '{name}'",
+                f"networks/{name}",
+                {"description": body["description"], "config": config},
+                project,
+            )
+
+
 def _check_overlap(api, name: str, project: str, config: dict) -> None:
     mine = [(key, network_of(config.get(key, ""))) for key in ADDRESS_KEYS]
     mine = [(key, net) for key, net in mine if net is not None]
@@ -157,6 +205,11 @@ def main() -> None:
         api.require_project(project)
         path = f"networks/{name}"
         current = api.get(path, project)
+        if current is not None and current.get("status") == "Pending":
+            # Defined on some members by an interrupted run, never created: finish it.
+            current_pending, current = current, None
+        else:
+            current_pending = None
         if current is not None and not current.get("managed"):
             raise IncusError(
                 f"'{name}' is an unmanaged host interface, not an Incus network; "
@@ -164,6 +217,10 @@ def main() -> None:
             )
         before = _view(current)
         if p["state"] == "absent":
+            if current_pending is not None:
+                if not module.check_mode:
+                    api.delete(f"Removing pending Incus network '{name}'", path, project)
+                exit_with(module, "network", {}, {}, ["state"])
             if current is None:
                 module.exit_json(changed=False, network={}, changes=[])
             if not module.check_mode:
@@ -180,12 +237,8 @@ def main() -> None:
                 "config": wanted,
             }
             if not module.check_mode:
-                api.post(
-                    f"Creating Incus network '{name}'",
-                    "networks",
-                    {k: after[k] for k in ("name", "type", "description", "config")},
-                    project,
-                )
+                body = {k: after[k] for k in ("name", "type", "description", "config")}
+                _create(api, name, project, body, current_pending)
                 after = _view(api.get(path, project))
             exit_with(module, "network", {}, after, ["state"])
 

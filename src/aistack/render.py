@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import acl, addressing, front_door, secrets
+from . import acl, addressing, cluster, front_door, secrets, wiring
 from .schema import GPU_PROFILE, Domain, Infra, Machine
 from .validate import Checked
 
@@ -86,6 +86,10 @@ def all_vars(checked: Checked) -> dict[str, Any]:
             "network_acl": acls.get(domain.name),
         }
     build = s.image_build
+    extra: dict[str, Any] = {}
+    if infra.cluster is not None:
+        # Written only for a cluster: a one-host infra.yml keeps its files as they were.
+        extra["aistack_cluster"] = cluster.as_vars(infra.cluster)
     return {
         "aistack_base_subnet": s.base_subnet,
         "aistack_gpu_policy": s.gpu_policy,
@@ -104,6 +108,7 @@ def all_vars(checked: Checked) -> dict[str, Any]:
         ),
         "aistack_gpu_required": any(m.needs_gpu for m in infra.machines),
         "aistack_domains": domains,
+        **extra,
     }
 
 
@@ -156,6 +161,11 @@ def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, A
         },
         "aistack_roles": list(machine.roles),
     }
+    if machine.target is not None:
+        result["aistack_instance"]["target"] = machine.target
+    result["aistack_instance"]["devices"].update(
+        wiring.published(checked.infra, checked.wiring).get(machine.name, {})
+    )
     door = checked.front_door
     if door is not None and door.machine == machine.name:
         result["aistack_instance"]["devices"].update(front_door.devices(door))
@@ -172,6 +182,8 @@ def render(checked: Checked) -> dict[str, dict[str, Any]]:
     """Output path (relative to the output directory) → managed block content."""
     infra = checked.infra
     files: dict[str, dict[str, Any]] = {"group_vars/all.yml": all_vars(checked)}
+    if infra.cluster is not None:
+        files[f"inventory/{cluster.INVENTORY_GROUP}.yml"] = cluster.inventory(infra.cluster)
     for domain in infra.domains:
         files[f"inventory/{domain.name}.yml"] = inventory(domain, checked.front_door)
         files[f"group_vars/{domain.name}.yml"] = domain_vars(infra, domain)

@@ -26,6 +26,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("global", "mapping", required=True),
         Field("domains", "mapping of domain", required=True),
         Field("front_door", "mapping or null"),
+        Field("cluster", "mapping or null"),
     ),
     "global": (
         Field("base_subnet", "string", required=True),
@@ -74,6 +75,13 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("vars", "mapping", default={}),
         Field("wiring", "mapping", default={}),
         Field("allow", "mapping", default={}),
+        Field("target", "cluster member name"),
+    ),
+    "cluster": (Field("members", "mapping of member", required=True),),
+    "member": (
+        Field("address", "IPv4 address", required=True),
+        Field("connection", "local | ssh"),
+        Field("ssh_user", "string", default="root"),
     ),
     "front_door": (
         Field("enabled", "boolean", default=True),
@@ -180,6 +188,8 @@ class Machine:
     wiring: dict[str, str]
     needs_gpu: bool
     allow: tuple[Allow, ...] = ()
+    # The cluster member the machine runs on (None: one host, or Incus picks).
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,10 +203,29 @@ class Domain:
 
 
 @dataclass(frozen=True)
+class ClusterMember:
+    """One Incus server of the cluster; the first member forms it, the others join."""
+
+    name: str
+    address: IPv4Address
+    connection: str  # how Ansible reaches it: "local" (the controller) or "ssh"
+    ssh_user: str
+
+
+@dataclass(frozen=True)
+class Cluster:
+    members: tuple[ClusterMember, ...]
+
+    def member(self, name: str) -> ClusterMember:
+        return next(m for m in self.members if m.name == name)
+
+
+@dataclass(frozen=True)
 class Infra:
     settings: GlobalSettings
     domains: tuple[Domain, ...]
     machines: tuple[Machine, ...] = field(default=())
+    cluster: Cluster | None = None
 
     def machine(self, name: str) -> Machine:
         return next(m for m in self.machines if m.name == name)

@@ -13,7 +13,7 @@ from ipaddress import AddressValueError, IPv4Address
 from pathlib import Path
 from typing import Any
 
-from . import acl, addressing, front_door, wiring
+from . import acl, addressing, cluster, front_door, wiring
 from .errors import AistackError, Issue
 from .loader import Document, KeyPath, Vault, format_path
 from .remote import remote_name_ok, remote_url_problem, token_fingerprint
@@ -40,7 +40,7 @@ _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 _IMAGE = re.compile(r"^[^:\s]+:\S+$")
-_RESERVED_GROUPS = ("aistack", "all", "ungrouped")
+_RESERVED_GROUPS = ("aistack", "all", "ungrouped", cluster.INVENTORY_GROUP)
 
 
 @dataclass(frozen=True)
@@ -539,6 +539,7 @@ class _Checker:
             wiring=wiring_choice,
             needs_gpu=needs_gpu,
             allow=allow,
+            target=self.string(data.get("target"), path + ("target",)),
         )
 
     def ip(
@@ -803,7 +804,14 @@ def check(doc: Document, roles: Iterable[str], base_dir: Path) -> Checked:
     settings = checker.settings(top.get("global"))
     domains = checker.domains(top.get("domains"), settings)
     machines = tuple(m for d in domains for m in d.machines)
-    infra = Infra(settings=settings, domains=domains, machines=machines)
+    reserved = {d.name for d in domains} | {m.name for m in machines} | set(checker.roles)
+    reserved |= set(_RESERVED_GROUPS)
+    members = cluster.check(
+        top.get("cluster"), reserved, settings.base_subnet, settings.remote, checker.error
+    )
+    infra = Infra(settings=settings, domains=domains, machines=machines, cluster=members)
+    if members is not None or top.get("cluster") is None:
+        cluster.check_targets(infra, checker.error)
     checker.gpu_policy(infra)
     checker.allow_sources(infra)
     resolved: dict[str, wiring.Wiring] = {}

@@ -3,7 +3,8 @@
 A machine with open_webui needs the Ollama URL and the STT URL. The provider is
 the machine named in its ``wiring:``; otherwise the only machine with that role
 in the same domain; otherwise the only one anywhere. More than one candidate is
-an error that names them, never a silent pick.
+an error that names them, never a silent pick. On a cluster, a provider on another
+member is reached at its member's address (cluster.py publishes the port there).
 
 On a shared GPU (one machine with both roles and a GPU, or an STT machine and the
 only Ollama machine both holding the host's GPU) the two tenants learn about each
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import cluster
 from .loader import KeyPath
 from .schema import DEFAULT_PORTS, PORT_VARS, Infra, Machine
 
@@ -39,6 +41,22 @@ class Wiring:
     variables: dict[str, str]
     # role -> machine that serves it; the network ACLs open exactly these paths.
     providers: dict[str, str] = field(default_factory=dict)
+
+
+def published(infra: Infra, wired: dict[str, Wiring]) -> dict[str, dict[str, dict[str, str]]]:
+    """Provider machine → the proxy devices that publish its ports to other members."""
+    result: dict[str, dict[str, dict[str, str]]] = {}
+    if infra.cluster is None:
+        return result
+    by_name = {m.name: m for m in infra.machines}
+    for consumer_name, wiring in wired.items():
+        consumer = by_name[consumer_name]
+        for role, provider_name in wiring.providers.items():
+            provider = by_name[provider_name]
+            if cluster.across_members(infra, consumer, provider):
+                name, device = cluster.publish_device(infra, provider, role, _port(provider, role))
+                result.setdefault(provider_name, {})[name] = device
+    return result
 
 
 def _port(machine: Machine, role: str) -> int:
@@ -127,14 +145,16 @@ def resolve(infra: Infra) -> tuple[dict[str, Wiring], list[tuple[KeyPath, str]]]
             if problem:
                 problems.append(problem)
             elif ollama is not None:
-                variables[OLLAMA_URL] = f"http://{ollama.ip}:{_port(ollama, 'ollama_server')}"
+                host = cluster.reachable_host(infra, consumer, ollama)
+                variables[OLLAMA_URL] = f"http://{host}:{_port(ollama, 'ollama_server')}"
                 providers["ollama_server"] = ollama.name
         if STT_URL not in consumer.vars:
             stt, problem = _provider(infra, consumer, "stt_server")
             if problem:
                 problems.append(problem)
             elif stt is not None:
-                variables[STT_URL] = f"http://{stt.ip}:{_port(stt, 'stt_server')}/v1"
+                host = cluster.reachable_host(infra, consumer, stt)
+                variables[STT_URL] = f"http://{host}:{_port(stt, 'stt_server')}/v1"
                 variables[STT_HOST] = stt.name
                 providers["stt_server"] = stt.name
         result[consumer.name] = Wiring(variables, providers)

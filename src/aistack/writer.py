@@ -66,6 +66,8 @@ def _owner(rel: str) -> str:
     stem = name[: -len(".yml")]
     if folder == "host_vars":
         return f"machine {stem} is no longer in infra.yml"
+    if rel == "inventory/incus_cluster.yml":
+        return "infra.yml no longer has a cluster section"
     return f"domain {stem} is no longer in infra.yml"
 
 

@@ -5,8 +5,8 @@ project (`f-fresh`) on its own bridge (10.150.0.0/24, so the example's 10.100.10
 it never meets a bridge of the outer host). It receives what a new user has and nothing
 more: the repository as `git archive HEAD`, the tools the README asks for, and the outer
 host's CA trust (a host behind a TLS-intercepting proxy has that CA installed already).
-tests/remote builds its second Incus server the same way at another `Site` (project,
-bridge, address).
+tests/remote builds its second Incus server and tests/cluster its two members the same
+way, each at another `Site` (project, bridge, address, name).
 
 Why the container is privileged, with cgroups mounted read-write: these test machines boot
 with cgroup v1 (hybrid). An unprivileged container sees the v1 controllers read-only, so
@@ -42,8 +42,9 @@ def incus(*args: str, check: bool = True, input: bytes | None = None,
 
 @dataclass(frozen=True)
 class Site:
-    """Where one nested host lives on the outer host: its own project and bridge, so two
-    tests (the fresh host, the remote Incus of tests/remote) never share anything."""
+    """Where one nested host lives on the outer host: its own project and bridge, so the
+    tests with nested hosts (fresh host, remote Incus, cluster) never share anything. The
+    members of tests/cluster share a project and bridge, with their own names and addresses."""
 
     project: str
     bridge: str
@@ -87,6 +88,17 @@ class FreshHost:
         incus("file", "push", "--project", self.site.project, "--mode", mode, "-",
               f"{self.site.name}{dest}", input=data)
 
+    def wait_booted(self) -> None:
+        """Wait for systemd to finish booting the container."""
+        deadline = time.monotonic() + 180
+        while True:
+            state = self.run("systemctl is-system-running --wait", check=False, timeout=180)
+            if state.stdout.strip() in {"running", "degraded"}:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"systemd in {self.site.name} did not finish booting: {state}")
+            time.sleep(2)
+
 
 def remove(site: Site = FRESH) -> None:
     """Delete the project, its instance and the bridge, if a run left them."""
@@ -101,8 +113,8 @@ def remove(site: Site = FRESH) -> None:
         incus("network", "delete", site.bridge)
 
 
-def create(log_dir: Path, site: Site = FRESH) -> FreshHost:
-    """Start the container and wait for systemd to finish booting it."""
+def make_place(site: Site = FRESH) -> None:
+    """A fresh project and bridge for nested hosts (what a run left is removed first)."""
     remove(site)
     # Kernel modules belong to the kernel the container shares: the nested host cannot
     # load br_netfilter (its network ACLs need it) from its own /lib/modules, which has
@@ -113,6 +125,16 @@ def create(log_dir: Path, site: Site = FRESH) -> FreshHost:
           "ipv6.address=none")
     incus("project", "create", site.project, "--config", "features.images=false",
           "--config", "features.profiles=true")
+
+
+def create(log_dir: Path, site: Site = FRESH) -> FreshHost:
+    """A new project and bridge with one nested host in them, booted."""
+    make_place(site)
+    return launch(log_dir, site)
+
+
+def launch(log_dir: Path, site: Site) -> FreshHost:
+    """A privileged nested system container of the project's image at `site`, booted."""
     spec = {
         "config": {
             "security.nesting": "true",
@@ -128,14 +150,7 @@ def create(log_dir: Path, site: Site = FRESH) -> FreshHost:
     incus("init", IMAGE, site.name, "--project", site.project, input=json.dumps(spec).encode())
     incus("start", "--project", site.project, site.name)
     host = FreshHost(log_dir, site)
-    deadline = time.monotonic() + 180
-    while True:
-        state = host.run("systemctl is-system-running --wait", check=False, timeout=180)
-        if state.stdout.strip() in {"running", "degraded"}:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"systemd in {site.name} did not finish booting: {state}")
-        time.sleep(2)
+    host.wait_booted()
     return host
 
 
@@ -148,10 +163,13 @@ def trust_host_cas(host: FreshHost) -> None:
     host.run("update-ca-certificates >/dev/null")
 
 
-def install_new_user_tools(host: FreshHost) -> None:
-    host.run("until apt-get update -q; do sleep 3; done", timeout=300, log="fresh-apt.log")
+def install_new_user_tools(host: FreshHost, extra: tuple[str, ...] = (),
+                           log_prefix: str = "fresh") -> None:
+    host.run("until apt-get update -q; do sleep 3; done", timeout=300,
+             log=f"{log_prefix}-apt.log")
     host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-             + " ".join(STANDARD + README_TOOLS), timeout=900, log="fresh-apt-install.log")
+             + " ".join(STANDARD + README_TOOLS + list(extra)), timeout=900,
+             log=f"{log_prefix}-apt-install.log")
 
 
 def copy_repository(host: FreshHost, root: Path) -> None:

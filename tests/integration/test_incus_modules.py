@@ -239,6 +239,16 @@ def test_instance_unknown_profile_is_named():
     assert query(f"/1.0/instances/{INSTANCE}?project={PROJECT}") is None
 
 
+def test_instance_target_on_a_standalone_server_is_refused_before_anything_exists():
+    run_module("incus_project", {"name": PROJECT})
+    result = run_module("incus_instance", _instance_args(target="gpu-box"))
+    assert result.get("failed") is True
+    assert "names cluster member 'gpu-box' (target), but the Incus server is not a cluster" in (
+        result["msg"]
+    )
+    assert query(f"/1.0/instances/{INSTANCE}?project={PROJECT}") is None
+
+
 def test_unreachable_daemon_is_a_sentence_not_a_traceback():
     result = run_module("incus_project", {"name": PROJECT, "url": "/nonexistent/unix.socket"})
     assert result.get("failed") is True
