@@ -118,7 +118,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"aistack-stt: error: {exc}", file=sys.stderr)
             return 2
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            # SIGTERM: what is still open after this is cancelled, so a stuck client (a
+            # trickled upload, a session waiting on a final) cannot keep the server up.
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        )
     except OSError as exc:
         print(
             f"aistack-stt: error: cannot listen on {settings.host}:{settings.port}: {exc}",

@@ -1,0 +1,254 @@
+"""Hostile clients against limits that hold while reading, not after (issue 19).
+
+Each case runs against `aistack-stt serve` as its own process (hostile_server.py) with real
+tiny.en weights, and asserts what a client sees (a clean 4xx or WebSocket close with a
+reason), that the server still transcribes afterwards, and, where the attack is about
+memory, that the server's resident set stays bounded. The bounds are generous (a loaded
+2-core machine), but far below what the unbounded code took.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import select
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+import websockets.sync.client as ws_client
+from hostile_server import ServerProcess, flac_bomb, start_process, stop_process
+from stt_testkit import Speech
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def hostile(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Defaults except a small upload limit and upload time, and two sessions per client."""
+    server = start_process(
+        models_dir,
+        tmp_path_factory.mktemp("hostile") / "server.log",
+        AISTACK_STT_MAX_UPLOAD_MB="2",
+        AISTACK_STT_UPLOAD_TIMEOUT_S="8",
+        AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT="2",
+    )
+    yield server
+    stop_process(server)
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return flac_bomb(tmp_path_factory.mktemp("bomb") / "hour-of-silence.flac")
+
+
+def assert_still_transcribes(server: ServerProcess, speech: Speech) -> None:
+    with server.client() as client:
+        resp = client.post(
+            "/v1/audio/transcriptions", files={"file": speech.command_wav.open("rb")}
+        )
+    assert resp.status_code == 200, resp.text
+    assert "kitchen" in resp.json()["text"].lower()
+
+
+def _post_bomb(server: ServerProcess, bomb: Path) -> httpx.Response:
+    with server.client() as client:
+        return client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("hour.flac", bomb.read_bytes(), "audio/flac")},
+        )
+
+
+# -- compressed bombs and decodes in flight -----------------------------------------------
+
+
+def test_flac_bomb_is_refused_while_decoding_with_bounded_memory(
+    hostile: ServerProcess, bomb: Path, speech: Speech
+) -> None:
+    assert bomb.stat().st_size < 64 * 1024  # an hour of audio in a few KiB
+    before = hostile.rss_mib()
+    hostile.reset_peak()
+    resp = _post_bomb(hostile, bomb)
+    assert resp.status_code == 413, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "audio_too_long"
+    assert "AISTACK_STT_MAX_AUDIO_S" in error["message"] and "hour.flac" in error["message"]
+    # Decoding stops at the limit (1800 s: 115 MB of float32); the whole hour took +1.1 GiB.
+    assert hostile.peak_mib() - before < 450
+    assert_still_transcribes(hostile, speech)
+
+
+def test_three_bombs_at_once_are_decoded_two_at_a_time_with_bounded_memory(
+    hostile: ServerProcess, bomb: Path, speech: Speech
+) -> None:
+    before = hostile.rss_mib()
+    hostile.reset_peak()
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: _post_bomb(hostile, bomb), range(3)))
+    assert [r.status_code for r in answers] == [413, 413, 413]
+    assert {r.json()["error"]["code"] for r in answers} == {"audio_too_long"}
+    # AISTACK_STT_MAX_DECODES=2: never three waveforms at once (three took +1.9 GiB).
+    assert hostile.peak_mib() - before < 700
+    assert_still_transcribes(hostile, speech)
+
+
+# -- the body as it arrives ---------------------------------------------------------------
+
+
+def _exchange(sock: socket.socket, body: Iterator[bytes]) -> tuple[bytes, int]:
+    """Send `body` until the server answers (or closes); return its answer and bytes sent."""
+    sent = 0
+    answer = b""
+    for chunk in body:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if readable:
+            break
+        try:
+            sock.sendall(chunk)
+        except OSError:  # the server closed the connection after answering
+            break
+        sent += len(chunk)
+    sock.settimeout(60)
+    try:
+        while data := sock.recv(65536):
+            answer += data
+    except OSError:
+        pass
+    return answer, sent
+
+
+def _multipart_head(boundary: str) -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pcm"'
+        "\r\nContent-Type: audio/pcm\r\n\r\n"
+    ).encode()
+
+
+def test_chunked_upload_without_length_is_refused_once_over_the_limit(
+    hostile: ServerProcess, speech: Speech
+) -> None:
+    boundary = "hostileboundary"
+    total = 200 * MIB
+
+    def chunked() -> Iterator[bytes]:
+        head = _multipart_head(boundary)
+        yield f"{len(head):x}\r\n".encode() + head + b"\r\n"
+        piece = bytes(64 * 1024)
+        for _ in range(total // len(piece)):
+            yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+
+    with socket.create_connection(("127.0.0.1", hostile.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: localhost\r\n"
+            b"Transfer-Encoding: chunked\r\n"
+            b"Content-Type: multipart/form-data; boundary=" + boundary.encode() + b"\r\n\r\n"
+        )
+        answer, sent = _exchange(sock, chunked())
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"file_too_large" in answer and b"AISTACK_STT_MAX_UPLOAD_MB" in answer
+    # Refused after about the limit (2 MiB) plus what the sockets buffer, not after 200 MB.
+    assert sent < 64 * MIB
+    assert_still_transcribes(hostile, speech)
+
+
+def test_upload_trickled_a_byte_at_a_time_loses_its_connection(
+    hostile: ServerProcess, speech: Speech
+) -> None:
+    boundary = "slowboundary"
+    head = _multipart_head(boundary)
+
+    def trickle() -> Iterator[bytes]:
+        yield head
+        for _ in range(600):  # ten minutes at most; AISTACK_STT_UPLOAD_TIMEOUT_S is 8
+            time.sleep(1)
+            yield b"\0"
+
+    with socket.create_connection(("127.0.0.1", hostile.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Length: 100000\r\n"
+            b"Content-Type: multipart/form-data; boundary=" + boundary.encode() + b"\r\n\r\n"
+        )
+        answer, sent = _exchange(sock, trickle())
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"upload_timeout" in answer and b"AISTACK_STT_UPLOAD_TIMEOUT_S" in answer
+    assert sent < 100000
+    assert_still_transcribes(hostile, speech)
+
+
+# -- live sessions ------------------------------------------------------------------------
+
+
+def _realtime(server: ServerProcess):
+    url = server.url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    return ws_client.connect(url, open_timeout=60, max_size=None)
+
+
+def _recv(ws, timeout: float = 120) -> dict:
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def test_endless_utterance_sent_faster_than_real_time_is_cut_into_finals_in_bounded_memory(
+    hostile: ServerProcess, speech: Speech
+) -> None:
+    """Hours of audio with no end of utterance (the client never commits and asked for no
+    VAD), sent as fast as the server takes it: a final every 30 s, and the session's memory
+    stays flat. It grew by 220 MiB per hour of audio, and finals queued without bound."""
+    chunk_s = 2
+    pcm24k = base64.b64encode(np.zeros(24000 * chunk_s, dtype="<i2").tobytes()).decode()
+    append = json.dumps({"type": "input_audio_buffer.append", "audio": pcm24k})
+
+    def hours(ws, n: int, completed: int, sent_s: int) -> tuple[int, int]:
+        for _ in range(n * 3600 // chunk_s):
+            ws.send(append)  # blocks while the server holds the session back
+        sent_s += n * 3600
+        while completed < sent_s // 30 - 1:  # every 30 s became a final
+            event = _recv(ws)
+            assert event["type"] != "error", event
+            if event["type"] == "conversation.item.input_audio_transcription.completed":
+                completed += 1
+        return completed, sent_s
+
+    with _realtime(hostile) as ws:
+        assert _recv(ws)["type"] == "transcription_session.created"
+        ws.send(json.dumps({"type": "transcription_session.update", "session": {
+            "turn_detection": None}}))  # fmt: skip
+        assert _recv(ws)["type"] == "transcription_session.updated"
+        completed, sent_s = hours(ws, 1, 0, 0)  # warm: the allocator's arenas settle
+        warm = hostile.rss_mib()
+        completed, sent_s = hours(ws, 3, completed, sent_s)
+        growth = hostile.rss_mib() - warm
+    assert completed >= 4 * 3600 // 30 - 1
+    # Three hours more of one session: 690 MB if its audio were kept.
+    assert growth < 150, f"the server grew by {growth:.0f} MiB over three hours of one session"
+    assert_still_transcribes(hostile, speech)
+
+
+def test_sessions_per_client_are_capped_with_a_reason(
+    hostile: ServerProcess, speech: Speech
+) -> None:
+    with _realtime(hostile) as first, _realtime(hostile) as second:
+        for ws in (first, second):
+            assert _recv(ws)["type"] == "transcription_session.created"
+        url = hostile.url.replace("http://", "ws://") + "/v1/audio/stream"
+        with ws_client.connect(url, open_timeout=60) as third:
+            error = json.loads(third.recv(timeout=60))
+            assert error["code"] == "too_many_sessions"
+            assert "AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT" in error["message"]
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                third.recv(timeout=60)
+            assert closed.value.rcvd.code == 1013
+            assert closed.value.rcvd.reason == "too_many_sessions"
+    # The slots come back when the clients leave.
+    deadline = time.monotonic() + 60
+    while hostile.health()["streams"]["active"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with _realtime(hostile) as again:
+        assert _recv(again)["type"] == "transcription_session.created"
+    assert_still_transcribes(hostile, speech)
