@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import select
+import signal
 import socket
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,3 +256,158 @@ def test_sessions_per_client_are_capped_with_a_reason(
     with _realtime(hostile) as again:
         assert _recv(again)["type"] == "transcription_session.created"
     assert_still_transcribes(hostile, speech)
+
+
+# -- a model that cannot load, clients that leave, and SIGTERM ----------------------------
+
+
+@pytest.fixture(scope="module")
+def broken_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory whose one model cannot load (its weights are not CTranslate2's)."""
+    root = tmp_path_factory.mktemp("models")
+    (root / "broken").mkdir()
+    (root / "broken" / "model.bin").write_bytes(b"not a model" * 1000)
+    return root
+
+
+@pytest.fixture(scope="module")
+def broken_server(
+    models_dir: Path, broken_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    server = start_process(
+        models_dir,
+        tmp_path_factory.mktemp("broken") / "server.log",
+        AISTACK_STT_MODEL_DIR=str(broken_models),
+        AISTACK_STT_STREAM_MAX_SESSIONS="3",
+        AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT="3",
+    )
+    yield server
+    stop_process(server)
+
+
+def _stream_url(server: ServerProcess) -> str:
+    return server.url.replace("http://", "ws://") + "/v1/audio/stream"
+
+
+def _send_speech(ws, speech: Speech, frame: int = 3200) -> None:
+    pcm = speech.variants["pcm"][0].read_bytes()
+    for at in range(0, len(pcm), frame):
+        ws.send(pcm[at : at + frame])
+
+
+def _wait_no_sessions(server: ServerProcess, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    active = server.health()["streams"]["active"]
+    while active and time.monotonic() < deadline:
+        time.sleep(0.3)
+        active = server.health()["streams"]["active"]
+    return active
+
+
+def test_session_whose_model_cannot_load_ends_with_the_reason(
+    broken_server: ServerProcess, speech: Speech
+) -> None:
+    with ws_client.connect(_stream_url(broken_server), open_timeout=60) as ws:
+        ws.send(json.dumps({"type": "start", "model": "broken"}))
+        assert _recv(ws)["type"] == "session.started"
+        _send_speech(ws, speech)
+        ws.send(json.dumps({"type": "stop"}))
+        events = []
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            while True:  # until the server closes: it used to retry the final forever
+                events.append(_recv(ws))
+    errors = [e for e in events if e["type"] == "error"]
+    assert errors and errors[0]["code"] == "model_load_failed", events
+    assert "broken" in errors[0]["message"]
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert _wait_no_sessions(broken_server) == 0
+    assert_still_transcribes(broken_server, speech)
+
+
+def test_sessions_left_waiting_on_a_model_that_cannot_load_free_their_slots(
+    broken_server: ServerProcess, speech: Speech
+) -> None:
+    """As many such sessions as the server allows, each client gone after `stop`: the slots
+    come back and live transcription still works (16 of them used to take it down)."""
+    for _ in range(3):
+        with ws_client.connect(_stream_url(broken_server), open_timeout=60) as ws:
+            ws.send(json.dumps({"type": "start", "model": "broken"}))
+            assert _recv(ws)["type"] == "session.started"
+            _send_speech(ws, speech)
+            ws.send(json.dumps({"type": "stop"}))
+    assert _wait_no_sessions(broken_server) == 0
+    with ws_client.connect(_stream_url(broken_server), open_timeout=60) as ws:
+        ws.send(json.dumps({"type": "start"}))
+        assert _recv(ws)["type"] == "session.started"
+        _send_speech(ws, speech)
+        ws.send(json.dumps({"type": "stop"}))
+        finals = []
+        while (event := _recv(ws))["type"] != "session.ended":
+            assert event["type"] != "error", event
+            if event["type"] == "final":
+                finals.append(event["text"])
+    assert "kitchen" in " ".join(finals).lower()
+
+
+def test_sigterm_stops_the_server_within_seconds_whatever_its_clients_do(
+    models_dir: Path, broken_models: Path, tmp_path: Path, speech: Speech
+) -> None:
+    """Default settings; stuck sessions, a session waiting on a final, uploads trickled a
+    byte a second: SIGTERM ends the process anyway (uvicorn waited for them forever)."""
+    server = start_process(
+        models_dir, tmp_path / "server.log", AISTACK_STT_MODEL_DIR=str(broken_models)
+    )
+    stop = threading.Event()
+    clients: list[threading.Thread] = []
+
+    def trickle() -> None:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock,
+        ):
+            sock.sendall(
+                b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Length: 100000\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" + _multipart_head("b")
+            )
+            while not stop.wait(1):
+                sock.sendall(b"\0")
+
+    def stuck_session(model: str, finish: bool) -> None:
+        with (
+            contextlib.suppress(Exception),
+            ws_client.connect(_stream_url(server), open_timeout=60) as ws,
+        ):
+            ws.send(json.dumps({"type": "start", "model": model}))
+            _send_speech(ws, speech)
+            if finish:
+                ws.send(json.dumps({"type": "stop"}))
+            stop.wait(300)  # never reads, never closes
+
+    try:
+        for target, args in (
+            (trickle, ()),
+            (trickle, ()),
+            (stuck_session, ("whisper-1", False)),
+            (stuck_session, ("whisper-1", False)),
+            (stuck_session, ("broken", True)),
+        ):
+            clients.append(threading.Thread(target=target, args=args, daemon=True))
+            clients[-1].start()
+        deadline = time.monotonic() + 120
+        while server.health()["streams"]["active"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(2)  # the uploads are under way
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            code = server.proc.wait(timeout=45)  # AISTACK_STT_SHUTDOWN_TIMEOUT_S is 5
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server ignored SIGTERM:\n{server.log_text()[-3000:]}")
+        # uvicorn ends by raising the signal it caught again: what systemd expects of a stop.
+        assert code in (0, -signal.SIGTERM), server.log_text()[-3000:]
+        assert "Traceback" not in server.log_text().split("Shutting down")[-1]
+    finally:
+        stop.set()
+        stop_process(server)
+        for thread in clients:
+            thread.join(timeout=30)

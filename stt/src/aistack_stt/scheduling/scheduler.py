@@ -244,7 +244,10 @@ class Scheduler:
                 elif batch:
                     self._run_batch(lane, batch)
             except Exception as exc:  # a failure belongs to the requests in it, not the lane
-                log.exception("%s lane failed", lane.name)
+                if isinstance(exc, APIError):  # e.g. a model that cannot load: said in a line
+                    log.warning("%s lane: %s", lane.name, exc.message)
+                else:
+                    log.exception("%s lane failed", lane.name)
                 failed = [job] if job is not None else [item[0] for item in batch or []]
                 for j in dict.fromkeys(failed):
                     self._fail(j, exc)
