@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import websockets
 import websockets.sync.client as ws_client
+from aistack_stt.live.session import FINAL_RETRY_S
 from hostile_server import ServerProcess, flac_bomb, start_process, stop_process
 from stt_testkit import Speech
 
@@ -450,3 +451,54 @@ def test_connection_trickling_its_request_head_is_closed(
                 break
     assert closed, "the server still held a connection that never finished its headers"
     assert_still_transcribes(hostile, speech)
+
+
+def test_client_gone_while_its_final_waits_for_a_full_queue_frees_its_slot(
+    models_dir: Path, tmp_path: Path, speech: Speech
+) -> None:
+    """The queue (AISTACK_STT_MAX_QUEUE=1) is held by half an hour of speech; a session
+    sends an utterance, stop, and leaves. Its final would wait for room for FINAL_RETRY_S,
+    but nobody reads it any more: the slot comes back at once (it took the whole wait),
+    while the queue is still full."""
+    server = start_process(
+        models_dir,
+        tmp_path / "server.log",
+        AISTACK_STT_MAX_QUEUE="1",
+        AISTACK_STT_MAX_UPLOAD_MB="64",
+    )
+    pcm = speech.variants["pcm"][0].read_bytes()
+    long_pcm = (pcm + bytes(16000)) * int(1700 / (len(pcm) / 32000 + 0.5))
+
+    def hold_the_queue() -> None:  # ends when the server stops
+        with contextlib.suppress(httpx.HTTPError), httpx.Client(timeout=600) as client:
+            client.post(
+                server.url + "/v1/audio/transcriptions",
+                files={"file": ("long.pcm", long_pcm, "audio/pcm")},
+            )
+
+    holder = threading.Thread(target=hold_the_queue, daemon=True)
+    try:
+        holder.start()
+        deadline = time.monotonic() + 120
+        while server.health()["scheduler"]["admitted"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.health()["scheduler"]["admitted"] == 1
+        with ws_client.connect(_stream_url(server), open_timeout=60) as ws:
+            ws.send(json.dumps({"type": "start"}))
+            assert _recv(ws)["type"] == "session.started"
+            _send_speech(ws, speech)
+            ws.send(json.dumps({"type": "stop"}))
+        freed_while_full = False
+        # Freed in well under a second; two thirds of the final's wait is plenty on a
+        # loaded machine, and less than the slot was held before.
+        deadline = time.monotonic() + FINAL_RETRY_S * 2 / 3
+        while time.monotonic() < deadline:
+            health = server.health()
+            if health["streams"]["active"] == 0:
+                freed_while_full = health["scheduler"]["admitted"] >= 1
+                break
+            time.sleep(0.2)
+        assert freed_while_full, "the session kept its slot while its final waited for room"
+    finally:
+        stop_process(server)
+        holder.join(timeout=60)
