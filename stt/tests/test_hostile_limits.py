@@ -425,34 +425,6 @@ def test_sigterm_stops_the_server_within_seconds_whatever_its_clients_do(
             thread.join(timeout=30)
 
 
-@pytest.mark.parametrize(
-    "head", [b"", b"POST /v1/audio/transcriptions HTTP/1.1\r\n"], ids=["silent", "slowloris"]
-)
-def test_connection_trickling_its_request_head_is_closed(
-    hostile: ServerProcess, speech: Speech, head: bytes
-) -> None:
-    """Nothing, or headers a byte a second (slowloris): uvicorn waited for them for ever;
-    AISTACK_STT_HEADER_TIMEOUT_S (10) closes the connection."""
-    with socket.create_connection(("127.0.0.1", hostile.port), timeout=60) as sock:
-        sock.sendall(head)
-        closed = False
-        for _ in range(120):  # two minutes at most
-            readable, _, _ = select.select([sock], [], [], 1)
-            if readable:
-                try:
-                    closed = sock.recv(1024) == b""
-                except OSError:
-                    closed = True
-                break
-            try:
-                sock.sendall(b"X" if head else b"")
-            except OSError:
-                closed = True
-                break
-    assert closed, "the server still held a connection that never finished its headers"
-    assert_still_transcribes(hostile, speech)
-
-
 def test_client_gone_while_its_final_waits_for_a_full_queue_frees_its_slot(
     models_dir: Path, tmp_path: Path, speech: Speech
 ) -> None:

@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn  # imported late: `--help` and config errors stay fast
 
     from .app import create_app
-    from .http_deadline import head_deadline_protocol
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -124,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
-            http=head_deadline_protocol(settings.header_timeout_s),
             # SIGTERM: what is still open after this is cancelled, so a stuck client (a
             # trickled upload, a session waiting on a final) cannot keep the server up.
             timeout_graceful_shutdown=settings.shutdown_timeout_s,

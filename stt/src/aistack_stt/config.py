@@ -300,11 +300,6 @@ class Settings:
         "seconds the whole request body may take to arrive (408 `upload_timeout` and the "
         "connection is closed: a client trickling bytes cannot hold it open)",
     )
-    header_timeout_s: float = _opt(
-        10.0,
-        "seconds a connection has to send a request's headers, from its opening or the last "
-        "answer; then it is closed (a client trickling header bytes cannot hold it)",
-    )
     shutdown_timeout_s: float = _opt(
         5.0,
         "on SIGTERM, seconds open requests and live sessions get to finish before they are cut off",
@@ -348,10 +343,6 @@ class Settings:
         if self.upload_timeout_s <= 0:
             raise ConfigError(
                 f"upload_timeout_s {self.upload_timeout_s} is invalid; use seconds > 0"
-            )
-        if self.header_timeout_s <= 0:
-            raise ConfigError(
-                f"header_timeout_s {self.header_timeout_s} is invalid; use seconds > 0"
             )
         if not 0 <= self.shutdown_timeout_s <= 600:
             raise ConfigError(
