@@ -28,7 +28,7 @@ import pytest
 import websockets
 import websockets.sync.client as ws_client
 from aistack_stt.live.session import FINAL_RETRY_S
-from hostile_server import ServerProcess, flac_bomb, start_process, stop_process
+from limits_server import ServerProcess, flac_bomb, start_process, stop_process
 from stt_testkit import Speech
 
 MIB = 1024 * 1024
