@@ -1,6 +1,6 @@
 """Hostile clients against limits that hold while reading, not after (issue 19).
 
-Each case runs against `aistack-stt serve` as its own process (hostile_server.py) with real
+Each case runs against `aistack-stt serve` as its own process (limits_server.py) with real
 tiny.en weights, and asserts what a client sees (a clean 4xx or WebSocket close with a
 reason), that the server still transcribes afterwards, and, where the attack is about
 memory, that the server's resident set stays bounded. The bounds are generous (a loaded
