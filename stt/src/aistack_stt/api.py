@@ -25,6 +25,7 @@ from .audio import decode
 from .config import RESPONSE_FORMATS
 from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
 from .errors import APIError, bad_param
+from .intake import ENVELOPE_BYTES, limited_receive
 from .models import DEFAULT_ALIAS, ModelManager
 
 router = APIRouter()
@@ -61,8 +62,17 @@ async def _read_form(request: Request) -> AudioForm:
             param="file",
             code="invalid_request",
         )
+    # Counted and timed as it arrives (intake.py): the limit holds without Content-Length.
+    receive = limited_receive(
+        request.receive,
+        settings.max_upload_bytes + ENVELOPE_BYTES,
+        settings.upload_timeout_s,
+        request.app.state.too_large,
+    )
     try:
-        form = await request.form(max_files=1, max_fields=64)
+        form = await Request(request.scope, receive).form(max_files=1, max_fields=64)
+    except APIError:
+        raise
     except Exception as exc:
         raise APIError(400, f"malformed multipart body: {exc}", code="invalid_request") from None
     upload = form.get("file")
@@ -145,7 +155,13 @@ async def _handle(request: Request, task: str) -> Response:
     engine: Transcriber = request.app.state.engine
     models: ModelManager = request.app.state.models
     models.resolve(form.model)  # a 404 for an unknown model comes before decoding work
-    audio = await asyncio.to_thread(decode, form.data, form.content_type, form.filename)
+    settings = request.app.state.settings
+    # Decoding is CPU and memory before admission to the queue: a bounded number at once
+    # (intake.py), each stopped at max_audio_s (audio.py).
+    async with request.app.state.decodes.slot():
+        audio = await asyncio.to_thread(
+            decode, form.data, form.content_type, form.filename, settings.max_audio_s
+        )
     job = TranscriptionRequest(
         audio=audio,
         model=form.model,
@@ -154,7 +170,7 @@ async def _handle(request: Request, task: str) -> Response:
         prompt=form.prompt,
         temperature=form.temperature,
         word_timestamps="word" in form.granularities,
-        beam_size=request.app.state.settings.beam_size,
+        beam_size=settings.beam_size,
         silence=form.silence,
     )
     if form.stream:
@@ -266,7 +282,7 @@ async def _stream(engine: Transcriber, job: TranscriptionRequest) -> Response:
     )
 
 
-_AUDIO_ERRORS = errors(400, 401, 404, 413, 503, 504)
+_AUDIO_ERRORS = errors(400, 401, 404, 408, 413, 503, 504)
 
 
 @router.post(

@@ -38,8 +38,10 @@ _WHY = {
     400: "A bad field (`param` names it), undecodable or empty audio, a model id that is a path",
     401: "API key missing or wrong (`AISTACK_STT_API_KEY`)",
     404: "The model is not served here (the message lists those that are), or not loaded",
+    408: "The body took longer than `AISTACK_STT_UPLOAD_TIMEOUT_S` to arrive; connection closed",
     409: "The model is already loaded",
-    413: "The upload is larger than `AISTACK_STT_MAX_UPLOAD_MB`",
+    413: "The upload is larger than `AISTACK_STT_MAX_UPLOAD_MB`, or its audio is longer than "
+    "`AISTACK_STT_MAX_AUDIO_S`",
     503: "The model failed to load, the queue is full (`Retry-After`), or too many connections",
     504: "The transcription did not finish within `AISTACK_STT_REQUEST_TIMEOUT_S`",
 }

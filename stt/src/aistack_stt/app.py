@@ -27,6 +27,7 @@ from .config import Settings
 from .engine import Transcriber
 from .errors import APIError, error_response, install_handlers
 from .health import router as health_router
+from .intake import ENVELOPE_BYTES, DecodeSlots
 from .live import create_live_router
 from .metrics import Metrics
 from .models import ModelManager
@@ -93,8 +94,9 @@ class _Guard(BaseHTTPMiddleware):
                     )
                 )
         length = request.headers.get("content-length")
-        # Refuse an oversized upload before reading it; the multipart envelope gets 64 KiB.
-        if length and length.isdigit() and int(length) > settings.max_upload_bytes + 65536:
+        # Refuse an oversized upload before reading it; without the header (or when it lies)
+        # the body is counted as it arrives (api.py, intake.py).
+        if length and length.isdigit() and int(length) > settings.max_upload_bytes + ENVELOPE_BYTES:
             return error_response(_too_large(settings))
         return None
 
@@ -170,6 +172,7 @@ def create_app(
     app.state.engine = SpeechGate(inner, app.state.models)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
+    app.state.decodes = DecodeSlots(settings.max_decodes, settings.scheduler.max_queue)
     install_handlers(app)
     api_schema.install(app)  # /openapi.json: the multipart bodies and the error responses
     app.add_middleware(_Guard)

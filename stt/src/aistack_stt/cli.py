@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             log_config=logfilters.log_config(),
             http=serving.protocol_class(connections, settings.header_timeout_s),
             backlog=min(2048, max(128, connections)),
+            # SIGTERM: what is still open after this is cancelled, so a stuck client (a
+            # trickled upload, a session waiting on a final) cannot keep the server up.
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
         )
     except OSError as exc:
         print(

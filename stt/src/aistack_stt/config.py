@@ -138,9 +138,14 @@ class StreamLimits:
     max_utterance_s: float = _opt(
         30.0, "an utterance longer than this (1-30 s) is finalised and continued as the next"
     )
+    max_sessions_per_client: int = _opt(
+        4,
+        "live sessions at once from one client address (close 1013 `too_many_sessions`); "
+        "behind a reverse proxy every client has the proxy's address",
+    )
 
     def __post_init__(self) -> None:
-        for name in ("max_sessions", "max_frame_bytes"):
+        for name in ("max_sessions", "max_frame_bytes", "max_sessions_per_client"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"stream {name} {getattr(self, name)} is invalid; use 1 or more")
         if self.idle_timeout_s <= 0:
@@ -321,7 +326,11 @@ class Settings:
         "CTranslate2 threads per model on CPU (the bulk lane shares them out among its "
         "workers); `0` lets CTranslate2 choose (bulk lane: the usable cores)",
     )
-    max_upload_mb: float = _opt(25.0, "largest accepted upload, in MiB (413 above it)")
+    max_upload_mb: float = _opt(
+        25.0,
+        "largest accepted upload, in MiB (413 above it, counted as the body arrives, with or "
+        "without Content-Length)",
+    )
     max_connections: int = _opt(
         0,
         "HTTP and WebSocket connections open at once; the next is answered 503 "
@@ -330,6 +339,25 @@ class Settings:
     )
     header_timeout_s: float = _opt(
         10.0, "a connection that has not sent its request headers within this is closed"
+    )
+    max_audio_s: float = _opt(
+        1800.0,  # 16 kHz float32: 115 MB at 1800 s
+        "longest audio one upload may decode to, in seconds (413 `audio_too_long`, checked "
+        "while decoding: a small compressed file cannot unpack to hours)",
+    )
+    max_decodes: int = _opt(
+        2,
+        "uploads decoded at once (each may hold `max_audio_s` of 16 kHz float32); more wait "
+        "for a turn, and past `AISTACK_STT_MAX_QUEUE` waiting they get 503 `queue_full`",
+    )
+    upload_timeout_s: float = _opt(
+        300.0,
+        "seconds the whole request body may take to arrive (408 `upload_timeout` and the "
+        "connection is closed: a client trickling bytes cannot hold it open)",
+    )
+    shutdown_timeout_s: float = _opt(
+        5.0,
+        "on SIGTERM, seconds open requests and live sessions get to finish before they are cut off",
     )
     log_level: str = _opt("info", _codes(LOG_LEVELS))
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
@@ -375,6 +403,18 @@ class Settings:
         if not 0 < self.header_timeout_s <= 3600:
             raise ConfigError(
                 f"header_timeout_s {self.header_timeout_s} is invalid; use seconds, 0-3600"
+            )
+        if not 1 <= self.max_audio_s <= 86400:
+            raise ConfigError(f"max_audio_s {self.max_audio_s} is invalid; use 1-86400 seconds")
+        if self.max_decodes < 1:
+            raise ConfigError(f"max_decodes {self.max_decodes} is invalid; use 1 or more")
+        if self.upload_timeout_s <= 0:
+            raise ConfigError(
+                f"upload_timeout_s {self.upload_timeout_s} is invalid; use seconds > 0"
+            )
+        if not 0 <= self.shutdown_timeout_s <= 600:
+            raise ConfigError(
+                f"shutdown_timeout_s {self.shutdown_timeout_s} is invalid; use 0-600 seconds"
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")

@@ -59,6 +59,10 @@ def error_response(err: APIError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
     if isinstance(err, QueueFull):  # OpenAI clients honour Retry-After when they retry
         headers["Retry-After"] = str(err.retry_after)
+    if err.status in (408, 413):
+        # The body was not read to its end (too big, too slow): the connection cannot carry
+        # another request, and a client must not keep it open by sending the rest.
+        headers["Connection"] = "close"
     return JSONResponse(err.body(), status_code=err.status, headers=headers or None)
 
 

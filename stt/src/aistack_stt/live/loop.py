@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+from collections.abc import Awaitable
 from typing import Protocol
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -63,7 +64,7 @@ async def receive_loop(
             if step is Step.CLOSED:
                 return
             if step is Step.STOP:
-                await adapter.finish()
+                await _unless_gone(websocket, adapter.finish())
                 return
     except WebSocketDisconnect:
         pass
@@ -103,6 +104,31 @@ async def _next(websocket: WebSocket, limits: StreamLimits, adapter: ProtocolAda
     if message["type"] == "websocket.disconnect":
         return Step.CLOSED
     return await adapter.handle(message)
+
+
+async def _unless_gone(websocket: WebSocket, work: Awaitable[None]) -> None:
+    """Await `work` (the last finals), cancelling it when the client hangs up meanwhile.
+
+    Nothing else reads the socket while a session finishes, so without this a client that
+    left would keep its session (and its slot) until every final was done.
+    """
+
+    async def gone() -> None:
+        while (await websocket.receive()).get("type") != "websocket.disconnect":
+            pass  # audio or messages after stop are ignored
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
 
 async def close_with_error(websocket: WebSocket, code: int, error: str, message: str) -> None:

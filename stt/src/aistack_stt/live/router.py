@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hmac
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket
@@ -18,21 +19,37 @@ from .session import Transcribe
 
 
 class SessionCounter:
-    """Sessions open now, across both WebSocket endpoints (event loop only: no lock)."""
+    """Sessions open now, across both WebSocket endpoints, in all and per client address
+    (event loop only: no lock)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int | None = None) -> None:
         self.limit = limit
+        self.per_client = per_client or limit
         self.active = 0
+        self.by_client: collections.Counter[str] = collections.Counter()
+
+    def refusal(self, client: str) -> str | None:
+        """Which limit a new session from `client` would pass, or None when it fits."""
+        if self.active >= self.limit:
+            return "max_sessions"
+        if self.by_client[client] >= self.per_client:
+            return "max_sessions_per_client"
+        return None
 
     @contextlib.contextmanager
-    def claim(self):
-        if self.active >= self.limit:
-            raise OverflowError
+    def claim(self, client: str = "") -> Iterator[None]:
+        """A slot for one session, held until the block ends; check `refusal` first."""
+        if self.refusal(client) is not None:
+            raise OverflowError(self.refusal(client))
         self.active += 1
+        self.by_client[client] += 1
         try:
             yield
         finally:
             self.active -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
 
 
 KEY_PROTOCOL = "openai-insecure-api-key."
@@ -81,7 +98,7 @@ def create_live_router(
 ) -> LiveRouter:
     limits = limits or StreamLimits()
     router = APIRouter()
-    sessions = SessionCounter(limits.max_sessions)
+    sessions = SessionCounter(limits.max_sessions, limits.max_sessions_per_client)
     ids = itertools.count(1)
 
     async def serve(websocket: WebSocket, protocol: type, sid: str, hint: str) -> None:
@@ -92,18 +109,24 @@ def create_live_router(
             return
         settings = getattr(websocket.app.state, "settings", None)
         beam_size = getattr(settings, "beam_size", 5)
-        try:
-            with sessions.claim():
-                adapter = protocol(websocket, limits, transcriber(websocket), sid, beam_size)
-                await receive_loop(websocket, limits, adapter)
-        except OverflowError:
-            await close_with_error(
-                websocket,
-                CLOSE_TRY_LATER,
-                "too_many_sessions",
-                f"the server already has {limits.max_sessions} live sessions "
-                "(AISTACK_STT_STREAM_MAX_SESSIONS); try again later",
-            )
+        client = websocket.client.host if websocket.client else ""
+        refusal = sessions.refusal(client)
+        if refusal is not None:
+            if refusal == "max_sessions_per_client":
+                message = (
+                    f"this client ({client}) already has {limits.max_sessions_per_client} live "
+                    "sessions (AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT); close one first"
+                )
+            else:
+                message = (
+                    f"the server already has {limits.max_sessions} live sessions "
+                    "(AISTACK_STT_STREAM_MAX_SESSIONS); try again later"
+                )
+            await close_with_error(websocket, CLOSE_TRY_LATER, "too_many_sessions", message)
+            return
+        with sessions.claim(client):  # no await since refusal(): the slot is still free
+            adapter = protocol(websocket, limits, transcriber(websocket), sid, beam_size)
+            await receive_loop(websocket, limits, adapter)
 
     @router.websocket("/v1/audio/stream")
     async def stream(websocket: WebSocket) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import StreamLimits
 from ..engine import TranscriptionRequest, TranscriptionResult
-from ..errors import APIError
+from ..errors import APIError, QueueFull
 from .agreement import PrefixAgreement
 from .events import Event, Final, FinalSegment, Partial, SpeechStarted, SpeechStopped
 from .options import StreamOptions
@@ -30,6 +30,13 @@ from .vad import SAMPLE_RATE, StreamingVad
 log = logging.getLogger("aistack_stt.live")
 
 SPEECH_PAD_S = 0.3  # audio kept before VAD's start and after its end, as get_speech_timestamps
+# Finals transcribed or waiting per session before the session stops reading: a client that
+# sends faster than real time is held back (TCP does the rest) instead of queueing finals,
+# each holding up to max_utterance_s of audio.
+MAX_PENDING_FINALS = 2
+# How long a final may wait for room in a full queue (503 queue_full) before the session
+# ends with that error; any other failure ends it at once.
+FINAL_RETRY_S = 60.0
 Transcribe = Callable[[TranscriptionRequest], Awaitable[TranscriptionResult]]
 Emit = Callable[[Event], Awaitable[None]]
 
@@ -74,7 +81,31 @@ class LiveSession:
     # -- audio in ---------------------------------------------------------------------------
 
     async def feed(self, pcm: bytes) -> None:
-        """PCM16 little-endian mono 16 kHz. Called by one receive loop, one frame at a time."""
+        """PCM16 little-endian mono 16 kHz. Called by one receive loop, one frame at a time.
+
+        Returns only once fewer than MAX_PENDING_FINALS finals are pending: the caller stops
+        reading the client meanwhile.
+        """
+        if self.failure is not None:
+            return  # the session is ending with its reason; the loop reports it
+        await self._feed(pcm)
+        utt = self.current
+        # Memory stays bounded however long the session or the utterance: only the audio
+        # the utterance in progress may still need is kept (at most max_utterance_s).
+        self._trim(utt.start_sample if utt is not None else self.received - self._pad)
+        await self._backpressure()
+
+    @property
+    def _pad(self) -> int:
+        return int(SPEECH_PAD_S * SAMPLE_RATE)
+
+    async def _backpressure(self) -> None:
+        self.finals = [task for task in self.finals if not task.done()]
+        while len(self.finals) >= MAX_PENDING_FINALS and self.failure is None:
+            await asyncio.wait([self.finals[0]])
+            self.finals = [task for task in self.finals if not task.done()]
+
+    async def _feed(self, pcm: bytes) -> None:
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.audio = np.concatenate([self.audio, samples])
         self.received += samples.shape[0]
@@ -95,7 +126,6 @@ class LiveSession:
                 await self.emit(SpeechStopped(self.count, end / SAMPLE_RATE))
         utt = self.current
         if utt is None:
-            self._trim(self.received - int(SPEECH_PAD_S * SAMPLE_RATE))
             return
         if self.received - utt.start_sample >= self.limits.max_utterance_s * SAMPLE_RATE:
             self._finish(self.received)  # too long for one Whisper window: cut here
@@ -193,10 +223,8 @@ class LiveSession:
     async def _partial(self, utt: _Utterance, upto: int) -> None:
         try:
             result = await self.transcribe(self._request(self._slice(utt.start_sample, upto)))
-        except APIError as exc:
-            if exc.status == 503:
-                return  # busy: skip this partial, the final will still come
-            raise
+        except QueueFull:
+            return  # busy: skip this partial, the final will still come
         if utt.final_sent:
             return  # a partial after the final would only confuse
         committed, unstable = utt.agreement.update(result.text)
@@ -208,13 +236,17 @@ class LiveSession:
     ) -> None:
         offset = utt.start_sample / SAMPLE_RATE
         result = None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + FINAL_RETRY_S
         while result is None:
             try:
                 result = await self.transcribe(self._request(audio))
-            except APIError as exc:
-                if exc.status != 503:
+            except QueueFull as exc:
+                # Only a full queue is worth waiting for; a model that cannot load, or any
+                # other failure, ends the session with its reason instead of retrying forever.
+                if loop.time() >= give_up:
                     raise
-                await asyncio.sleep(min(2.0, float(getattr(exc, "retry_after", 1))))
+                await asyncio.sleep(min(2.0, float(exc.retry_after)))
         # Finals go out in utterance order, and after the utterance's last partial.
         for before in (previous, utt.partial_task):
             if before is not None:

@@ -52,6 +52,8 @@ from .stats import SchedulerMetrics
 
 log = logging.getLogger("aistack_stt.scheduling")
 
+CLOSE_WAIT_S = 10.0  # how long close() waits for the batches in flight
+
 
 class Scheduler:
     """The `Transcriber` the server runs (engine.py): lanes, batching, a bounded queue."""
@@ -116,9 +118,12 @@ class Scheduler:
             self._stop = True
             for lane in self._lanes.values():
                 lane.cond.notify_all()
+        # A batch in flight cannot be interrupted; the workers are daemon threads, so a
+        # stopping server waits a little for it, not for as long as it takes.
+        deadline = time.monotonic() + CLOSE_WAIT_S
         for lane in self._lanes.values():
             for thread in lane.threads:
-                thread.join(timeout=120)  # a batch in flight cannot be interrupted
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._replicas.clear()
 
     def health(self) -> dict:
@@ -239,7 +244,10 @@ class Scheduler:
                 elif batch:
                     self._run_batch(lane, batch)
             except Exception as exc:  # a failure belongs to the requests in it, not the lane
-                log.exception("%s lane failed", lane.name)
+                if isinstance(exc, APIError):  # e.g. a model that cannot load: said in a line
+                    log.warning("%s lane: %s", lane.name, exc.message)
+                else:
+                    log.exception("%s lane failed", lane.name)
                 failed = [job] if job is not None else [item[0] for item in batch or []]
                 for j in dict.fromkeys(failed):
                     self._fail(j, exc)
