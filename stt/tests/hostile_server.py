@@ -1,13 +1,17 @@
-"""`aistack-stt serve` as a real process, for the hostile-client tests that read its log.
+"""`aistack-stt serve` as a real process, for the hostile-client tests.
 
-The server writes stdout and stderr (uvicorn's access log included) into one file, exactly
-what systemd would put in the journal; tests read that file back.
+A process, not an in-process server: its memory can be read from /proc (resident set and
+its peak) without the test's own allocations in it, SIGTERM reaches a real uvicorn, and a
+lowered open-file limit is its own. It writes stdout and stderr (uvicorn's access log
+included) into one file, exactly what systemd would put in the journal; tests read that
+file back (a pipe nobody reads would stall the server).
 """
 
 from __future__ import annotations
 
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +26,16 @@ from stt_testkit import _free_port
 EXE = [sys.executable, "-m", "aistack_stt.cli", "serve"]
 
 
+def _status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process, in KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])
+    return values
+
+
 @dataclass
 class ServerProcess:
     proc: subprocess.Popen
@@ -32,17 +46,38 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_mib(self) -> float:
+        return _status(self.pid)["VmRSS"] / 1024
+
+    def peak_mib(self) -> float:
+        return _status(self.pid)["VmHWM"] / 1024
+
+    def reset_peak(self) -> None:
+        """Start the peak (VmHWM) over from the current resident set (Linux: clear_refs 5)."""
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kw)
+
+    def health(self) -> dict:
+        return httpx.get(self.url + "/health", timeout=30).json()
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def stop(self, timeout: float = 30) -> int:
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as systemd stops it; SIGKILL only if it has not exited after `timeout`."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait(timeout=10)
+            return self.proc.wait(timeout=30)
 
 
 def server_env(models_dir: Path, port: int, **extra: str) -> dict[str, str]:
@@ -70,7 +105,7 @@ def start_process(
     log: Path,
     *,
     preexec_fn: Callable[[], None] | None = None,
-    ready_timeout: float = 120,
+    ready_timeout: float = 180,
     **env: str,
 ) -> ServerProcess:
     """Start the server and wait until its default model is loaded (`/health` says ok)."""
@@ -133,3 +168,16 @@ class HubRecorder:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def flac_bomb(out: Path, seconds: int = 3600) -> Path:
+    """Digital silence as FLAC with the largest blocks: an hour is about 20 KiB."""
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+            "-i", "anullsrc=r=16000:cl=mono", "-t", str(seconds),
+            "-c:a", "flac", "-sample_fmt", "s16", "-frame_size", "65535", str(out),
+        ],
+        check=True,
+    )  # fmt: skip
+    return out

@@ -1,6 +1,6 @@
 """Hostile clients against limits that hold while reading, not after (issue 19).
 
-Each case runs against `aistack-stt serve` as its own process (limits_server.py) with real
+Each case runs against `aistack-stt serve` as its own process (hostile_server.py) with real
 tiny.en weights, and asserts what a client sees (a clean 4xx or WebSocket close with a
 reason), that the server still transcribes afterwards, and, where the attack is about
 memory, that the server's resident set stays bounded. The bounds are generous (a loaded
@@ -28,10 +28,24 @@ import pytest
 import websockets
 import websockets.sync.client as ws_client
 from aistack_stt.live.session import FINAL_RETRY_S
-from limits_server import ServerProcess, flac_bomb, start_process, stop_process
+from hostile_server import ServerProcess, flac_bomb
+from hostile_server import start_process as _start_process
 from stt_testkit import Speech
 
 MIB = 1024 * 1024
+
+
+def start_process(models_dir: Path, log: Path, **env: str) -> ServerProcess:
+    """tiny.en named by its path (some servers here get another model directory), on two
+    CPU threads, logging warnings only; `env` adds AISTACK_STT_* settings."""
+    return _start_process(
+        models_dir,
+        log,
+        AISTACK_STT_MODEL=str(models_dir / "tiny.en"),
+        AISTACK_STT_CPU_THREADS="2",
+        AISTACK_STT_LOG_LEVEL="warning",
+        **env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +59,7 @@ def hostile(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT="2",
     )
     yield server
-    stop_process(server)
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +308,7 @@ def broken_server(
         AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT="3",
     )
     yield server
-    stop_process(server)
+    server.stop()
 
 
 def _stream_url(server: ServerProcess) -> str:
@@ -429,7 +443,7 @@ def test_sigterm_stops_the_server_within_seconds_whatever_its_clients_do(
         assert "Traceback" not in server.log_text().split("Shutting down")[-1]
     finally:
         stop.set()
-        stop_process(server)
+        server.stop()
         for thread in clients:
             thread.join(timeout=30)
 
@@ -481,5 +495,5 @@ def test_client_gone_while_its_final_waits_for_a_full_queue_frees_its_slot(
             time.sleep(0.2)
         assert freed_while_full, "the session kept its slot while its final waited for room"
     finally:
-        stop_process(server)
+        server.stop()
         holder.join(timeout=60)
