@@ -45,6 +45,7 @@ class AudioForm:
     model: str
     language: str | None
     prompt: str | None
+    hotwords: str | None  # Speaches' field: comma-separated names (vocabulary.py)
     response_format: str
     temperature: float | None
     granularities: tuple[str, ...]
@@ -142,6 +143,7 @@ async def _read_form(request: Request) -> AudioForm:
         model=model,
         language=language,
         prompt=text("prompt") or None,
+        hotwords=text("hotwords") or None,
         response_format=response_format,
         temperature=temperature,
         granularities=tuple(dict.fromkeys(granularities)),
@@ -168,6 +170,7 @@ async def _handle(request: Request, task: str) -> Response:
         task=task,
         language=form.language,
         prompt=form.prompt,
+        hotwords=form.hotwords,
         temperature=form.temperature,
         word_timestamps="word" in form.granularities,
         beam_size=settings.beam_size,
@@ -340,9 +343,7 @@ def running_models(request: Request) -> dict:
     }
 
 
-@router.post(
-    "/api/ps/{model_id:path}", status_code=201, responses=errors(400, 401, 404, 409, 503)
-)
+@router.post("/api/ps/{model_id:path}", status_code=201, responses=errors(400, 401, 404, 409, 503))
 async def load_model(request: Request, model_id: str) -> JSONResponse:
     models: ModelManager = request.app.state.models
     if models.is_loaded(model_id):

@@ -85,7 +85,11 @@ def audio_form(task: str) -> dict[str, Any]:
             "maxLength": MAX_ID_CHARS,
             "description": "a model id from GET /v1/models",
         },
-        "prompt": {"type": "string"},
+        "prompt": {"type": "string", "description": "text the speech continues (Whisper's prompt)"},
+        "hotwords": {
+            "type": "string",
+            "description": "names and phrases to spell right, comma-separated (Speaches' field)",
+        },
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "stream": {"type": "boolean", "default": False, "description": "server-sent events"},

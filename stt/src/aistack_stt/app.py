@@ -26,6 +26,7 @@ from .api import router as api_router
 from .config import Settings
 from .engine import Transcriber
 from .errors import APIError, error_response, install_handlers
+from .hass_names import HassNames
 from .health import router as health_router
 from .intake import ENVELOPE_BYTES, DecodeSlots
 from .live import create_live_router
@@ -33,6 +34,7 @@ from .metrics import Metrics
 from .models import ModelManager
 from .scheduling import Scheduler
 from .speech_gate import SpeechGate
+from .vocabulary import Vocabulary, VocabularyPrompt, model_token_counter, parse_terms
 from .vram import VramGuard
 from .wyoming import Services, WyomingServer
 
@@ -150,6 +152,8 @@ def create_app(
                 target=_load_default, args=(app,), name="aistack-stt-preload", daemon=True
             ).start()
         app.state.models.start_sweeper()
+        if app.state.hass is not None:
+            app.state.hass.start()  # a background thread: never on a request's path
         # The Wyoming server shares this loop, engine, models and metrics.
         if app.state.wyoming is not None:
             await app.state.wyoming.start()
@@ -158,6 +162,8 @@ def create_app(
         finally:
             if app.state.wyoming is not None:
                 await app.state.wyoming.stop()
+            if app.state.hass is not None:
+                app.state.hass.stop()
             app.state.engine.close()
             app.state.models.close()
 
@@ -169,7 +175,15 @@ def create_app(
     # Lanes, batching and the bounded queue (scheduling/), tuned by settings.scheduler;
     # in front of it the speech gate, which answers requests without speech (speech_gate.py).
     inner = engine or Scheduler(app.state.models, settings.scheduler, metrics)
-    app.state.engine = SpeechGate(inner, app.state.models)
+    # Outermost, the household's words (vocabulary.py): every protocol's requests get them.
+    count = model_token_counter(lambda: app.state.models.resolve(settings.model).path)
+    app.state.hass = HassNames.from_settings(settings.vocabulary, count)
+    vocabulary = Vocabulary(
+        parse_terms(settings.vocabulary.vocabulary),
+        names=app.state.hass.names if app.state.hass is not None else None,
+        count=count,
+    )
+    app.state.engine = VocabularyPrompt(SpeechGate(inner, app.state.models), vocabulary)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
     app.state.too_large = lambda: _too_large(settings)
     app.state.decodes = DecodeSlots(settings.max_decodes, settings.scheduler.max_queue)

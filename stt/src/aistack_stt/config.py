@@ -279,6 +279,64 @@ class VramSettings:
 
 
 @dataclass(frozen=True)
+class VocabularySettings:
+    """The household's words (vocabulary.py, hass_names.py): names and phrases every
+    transcription is primed with, and Home Assistant as a source of them; variables
+    AISTACK_STT_VOCABULARY and AISTACK_STT_HASS_*."""
+
+    vocabulary: str = _opt(
+        "",
+        "names and phrases every transcription is primed with, comma-separated "
+        "(`Zorblat lamp, Quimby heater`), on every protocol; a request's own `prompt` and "
+        "`hotwords` come after them",
+        shown="empty",
+    )
+    hass_url: str = _opt(
+        "",
+        "Home Assistant's base URL (`http://192.168.1.20:8123`): the names of its exposed "
+        "entities, areas and floors are added to the vocabulary; empty: not asked",
+        shown="empty",
+    )
+    hass_token: str | None = _opt(
+        None,
+        "Home Assistant long-lived access token (prefer `AISTACK_STT_HASS_TOKEN_FILE`)",
+        repr=False,
+    )
+    hass_token_file: str = _opt(
+        "",
+        "file holding the Home Assistant token (keep it 0600); read at start",
+        shown="empty",
+    )
+    hass_refresh_s: float = _opt(
+        300.0, "seconds between two fetches of Home Assistant's names (30-86400)"
+    )
+    hass_timeout_s: float = _opt(
+        10.0,
+        "seconds one fetch from Home Assistant may take (1-120); it runs in the background, "
+        "never on a request's path",
+    )
+
+    def __post_init__(self) -> None:
+        url = self.hass_url.strip()
+        if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise ConfigError(
+                f"hass_url {self.hass_url!r} is not an http(s) URL; use "
+                "http://HOST:8123, or leave it empty"
+            )
+        if not 30 <= self.hass_refresh_s <= 86400:
+            raise ConfigError(
+                f"hass_refresh_s {self.hass_refresh_s} is invalid; use 30-86400 seconds"
+            )
+        if not 1 <= self.hass_timeout_s <= 120:
+            raise ConfigError(f"hass_timeout_s {self.hass_timeout_s} is invalid; use 1-120 seconds")
+        if url and not (self.hass_token or self.hass_token_file.strip()):
+            raise ConfigError(
+                "hass_url is set but no token: set AISTACK_STT_HASS_TOKEN_FILE (or "
+                "AISTACK_STT_HASS_TOKEN) to a Home Assistant long-lived access token"
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = _opt("0.0.0.0", "address to listen on")  # noqa: S104 (a server's default)
     port: int = _opt(8000, "TCP port")
@@ -364,6 +422,7 @@ class Settings:
     stream: StreamLimits = field(default_factory=StreamLimits, metadata={"env": "STREAM_"})
     wyoming: WyomingSettings = field(default_factory=WyomingSettings, metadata={"env": "WYOMING_"})
     vram: VramSettings = field(default_factory=VramSettings, metadata={"env": "VRAM_"})
+    vocabulary: VocabularySettings = field(default_factory=VocabularySettings)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -500,6 +559,7 @@ _SUBTREES: dict[str, type] = {
     "StreamLimits": StreamLimits,
     "WyomingSettings": WyomingSettings,
     "VramSettings": VramSettings,
+    "VocabularySettings": VocabularySettings,
 }
 # The sub-trees by their field in `Settings`.
 _PARTS: dict[str, type] = {
@@ -507,6 +567,7 @@ _PARTS: dict[str, type] = {
     "stream": StreamLimits,
     "wyoming": WyomingSettings,
     "vram": VramSettings,
+    "vocabulary": VocabularySettings,
 }
 
 

@@ -33,6 +33,7 @@ class TranscriptionRequest:
     task: str = "transcribe"
     language: str | None = None  # None: detect from the first 30 s
     prompt: str | None = None
+    hotwords: str | None = None  # Speaches' field: names to spell right (vocabulary.py)
     temperature: float | None = None  # None or 0: faster-whisper's fallback schedule
     word_timestamps: bool = False
     beam_size: int = 5

@@ -5,8 +5,9 @@ transcription can point here. What is supported (and documented in stt/README.md
 
 client → server
   transcription_session.update (or session.update) with `input_audio_format` "pcm16"
-    (24 kHz mono, OpenAI's format), `input_audio_transcription` {model, language, prompt is
-    ignored}, `turn_detection` {type "server_vad", threshold, silence_duration_ms} or null
+    (24 kHz mono, OpenAI's format), `input_audio_transcription` {model, language, prompt
+    (Whisper's prompt, after the server's vocabulary)}, `turn_detection` {type "server_vad",
+    threshold, silence_duration_ms} or null
     (then the client commits)
   input_audio_buffer.append {audio: base64}, input_audio_buffer.commit, input_audio_buffer.clear
 server → client
@@ -86,6 +87,8 @@ def session_options(update: Mapping, current: StreamOptions) -> tuple[StreamOpti
         start["model"] = transcription["model"]
     if transcription.get("language"):
         start["language"] = transcription["language"]
+    if "prompt" in transcription:
+        start["prompt"] = transcription["prompt"]
     use_vad = True
     if "turn_detection" in update and update["turn_detection"] is None:
         use_vad = False
@@ -112,7 +115,11 @@ def _describe(options: StreamOptions, use_vad: bool, sid: str) -> dict:
         "id": sid,
         "object": "realtime.transcription_session",
         "input_audio_format": "pcm16",
-        "input_audio_transcription": {"model": options.model, "language": options.language},
+        "input_audio_transcription": {
+            "model": options.model,
+            "language": options.language,
+            "prompt": options.prompt or "",
+        },
         "turn_detection": (
             {
                 "type": "server_vad",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 MODES = ("continue", "auto_end")
+MAX_PROMPT_CHARS = 2000  # Whisper reads 223 tokens of it at most
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class StreamOptions:
     vad_threshold: float = 0.5
     vad_silence_ms: int = 500
     partial_interval_ms: int = 1000
+    prompt: str | None = None  # Whisper's prompt for every transcription of the session
+    hotwords: str | None = None  # names to spell right, comma-separated (vocabulary.py)
 
 
 class OptionError(ValueError):
@@ -58,7 +61,15 @@ def parse_options(message: Mapping, defaults: StreamOptions) -> StreamOptions:
         v = values[key]
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise OptionError(key, f"{key} {v!r} must be a whole number from {low} to {high}")
+    for key in ("prompt", "hotwords"):
+        v = values[key]
+        if v is not None and (not isinstance(v, str) or len(v) > MAX_PROMPT_CHARS):
+            raise OptionError(
+                key, f"{key} must be a string of at most {MAX_PROMPT_CHARS} characters"
+            )
     return StreamOptions(
+        prompt=values["prompt"] or None,
+        hotwords=values["hotwords"] or None,
         model=model.strip(),
         language=language.lower() if language else None,
         mode=mode,

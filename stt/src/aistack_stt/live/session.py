@@ -217,6 +217,8 @@ class LiveSession:
             audio=audio,
             model=self.options.model,
             language=self.language,
+            prompt=self.options.prompt,
+            hotwords=self.options.hotwords,
             beam_size=self.beam_size,
         )
 
