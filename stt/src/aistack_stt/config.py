@@ -184,6 +184,19 @@ class WyomingSettings:
     idle_timeout_s: float = _opt(
         60.0, "a Wyoming connection that sends nothing (or reads nothing) for this long is closed"
     )
+    early_decode: bool = _opt(
+        True,
+        "decode a request as soon as the server's VAD hears its speech end, before "
+        "`audio-stop`; the result is the answer when only silence followed",
+    )
+    vad_silence_ms: int = _opt(
+        300, "silence after speech (100-2000 ms) that starts the early decode"
+    )
+    endpoint_s: float = _opt(
+        0.0,
+        "answer after this many seconds (0.1-10) of silence after speech without waiting for "
+        "`audio-stop`, and drop the request's remaining audio; `0`: the client ends requests",
+    )
     # Wyoming has no authentication, so this is its only gate besides the network.
     allow: str = _opt(
         "",
@@ -212,6 +225,14 @@ class WyomingSettings:
         if self.idle_timeout_s <= 0:
             raise ConfigError(
                 f"wyoming idle_timeout_s {self.idle_timeout_s} is invalid; use seconds > 0"
+            )
+        if not 100 <= self.vad_silence_ms <= 2000:
+            raise ConfigError(
+                f"wyoming vad_silence_ms {self.vad_silence_ms} is invalid; use 100-2000 ms"
+            )
+        if self.endpoint_s and not 0.1 <= self.endpoint_s <= 10:
+            raise ConfigError(
+                f"wyoming endpoint_s {self.endpoint_s} is invalid; use 0.1-10 seconds, or 0"
             )
         self.networks()  # a wrong network fails at start, naming itself
 

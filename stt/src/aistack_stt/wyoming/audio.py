@@ -71,7 +71,8 @@ class AudioBuffer:
     def seconds(self) -> float:
         return self._samples / SAMPLE_RATE
 
-    def add(self, pcm: bytes, fmt: PcmFormat) -> None:
+    def add(self, pcm: bytes, fmt: PcmFormat) -> np.ndarray:
+        """Keep a chunk; returns its samples at 16 kHz (for the VAD of live_decode.py)."""
         if fmt != self._format:
             self._flush()
             self._format, self._pending = fmt, b""
@@ -81,8 +82,20 @@ class AudioBuffer:
         pcm = self._pending + pcm
         usable = len(pcm) - len(pcm) % fmt.frame_bytes
         self._pending = pcm[usable:]
-        if usable:
-            self._append(self._resample(_to_float_mono(pcm[:usable], fmt), fmt))
+        if not usable:
+            return np.zeros(0, dtype=np.float32)
+        samples = self._resample(_to_float_mono(pcm[:usable], fmt), fmt)
+        self._append(samples)
+        return samples
+
+    def so_far(self) -> np.ndarray:
+        """What was received up to now, without ending the request (the resampler's tail
+        waits for `audio`)."""
+        if not self._chunks:
+            return np.zeros(0, dtype=np.float32)
+        if len(self._chunks) > 1:  # joined once, so repeated calls stay cheap
+            self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0]
 
     def audio(self) -> np.ndarray:
         """Everything received, as one array (the resampler's tail included)."""

@@ -35,6 +35,7 @@ from ..models import ModelManager
 from .audio import AudioBuffer, AudioFormatError, AudioTooLong, PcmFormat
 from .events import Event, ProtocolError, read_event, write_event
 from .info import WHISPER_LANGUAGES, info_event, pick_model
+from .live_decode import EarlyDecode
 
 log = logging.getLogger("aistack_stt.wyoming")
 
@@ -83,6 +84,8 @@ class Connection:
         self._delivered = False  # the current request's transcript has been sent
         self._hung_up = False  # the client closed after its answer: end without complaint
         self._unknown_types: set[str] = set()
+        self._early: EarlyDecode | None = None  # the request's VAD and early decode
+        self._answered = False  # endpointing answered this request before its audio-stop
 
     async def run(self) -> None:
         try:
@@ -104,6 +107,8 @@ class Connection:
         finally:
             if self._read_ahead is not None:
                 self._read_ahead.cancel()
+            if self._early is not None:
+                self._early.cancel()
             self.writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.writer.wait_closed(), 5)
@@ -143,18 +148,31 @@ class Connection:
         elif kind == "audio-start":
             self._format = PcmFormat.from_data(data, kind)
             self._audio = AudioBuffer(self.settings.max_audio_s)
+            self._start_early()
         elif kind == "audio-chunk":
             if self._audio is None:
                 raise ProtocolError("audio-chunk without audio-start")
             fmt = PcmFormat.from_data(data, kind) if "rate" in data else self._format
             assert fmt is not None
-            self._audio.add(event.payload or b"", fmt)
+            samples = self._audio.add(event.payload or b"", fmt)
+            if self._early is not None:
+                await self._early.feed(samples, self._audio.so_far)
+                if self._early.endpoint_reached():
+                    await self._answer_at_endpoint()
         elif kind == "audio-stop":
             if self._audio is None:
                 raise ProtocolError("audio-stop without audio-start")
             audio, request = self._audio.audio(), self._request
+            early, self._early = self._early, None
             self._audio, self._request = None, _Request()
-            await self._answer(audio, request)
+            if self._answered:  # endpointing has answered already; the rest was silence
+                self._answered = False
+                return
+            reuse = await early.reusable() if early is not None else None
+            if reuse is not None and request != early.request:
+                reuse.cancel()  # the client changed its request after audio-start
+                reuse = None
+            await self._answer(audio, request, reuse)
         else:
             # Dropped, as the protocol asks; logged once per type, and a flood of them is hostile.
             self._unknown += 1
@@ -164,7 +182,33 @@ class Connection:
                 self._unknown_types.add(kind)
                 log.info("wyoming %s: ignoring unknown event type %r", self.peer, kind)
 
-    async def _answer(self, audio: np.ndarray, request: _Request) -> None:
+    def _start_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+        self._early, self._answered = None, False
+        settings = self.settings
+        if not settings.early_decode:
+            return
+        request = self._request
+
+        async def decode(audio: np.ndarray) -> TranscriptionResult:
+            return await self.services.engine.transcribe(self._job(audio, request))
+
+        self._early = EarlyDecode(decode, settings.vad_silence_ms, settings.endpoint_s, request)
+
+    async def _answer_at_endpoint(self) -> None:
+        """`endpoint_s` of silence after speech: answer now; drop the rest until audio-stop."""
+        assert self._early is not None and self._audio is not None
+        early, request = self._early, self._request
+        reuse = await early.reusable()
+        if reuse is None or request != early.request:
+            return
+        self._early, self._answered = None, True
+        await self._answer(self._audio.so_far(), request, reuse)
+
+    async def _answer(
+        self, audio: np.ndarray, request: _Request, early: asyncio.Task | None = None
+    ) -> None:
         """Transcribe while watching the connection: a client that hangs up cancels the work.
 
         A client that hangs up once it has its `transcript` (before `transcript-stop`, as
@@ -181,7 +225,7 @@ class Connection:
                 await self._send(event)
             self._count("200", started)
             return
-        work = asyncio.ensure_future(self._transcribe(audio, request))
+        work = asyncio.ensure_future(self._transcribe(audio, request, early))
         read = asyncio.ensure_future(self._read())
         await asyncio.wait({work, read}, return_when=asyncio.FIRST_COMPLETED)
         gone = read.done() and (read.exception() is not None or read.result() is None)
@@ -210,21 +254,31 @@ class Connection:
             # Answered, then the client hung up (or its next event is already here).
             self._hung_up = read.exception() is not None or read.result() is None
 
-    async def _transcribe(self, audio: np.ndarray, request: _Request) -> None:
+    def _job(self, audio: np.ndarray, request: _Request) -> TranscriptionRequest:
         services = self.services
-        job = TranscriptionRequest(
+        return TranscriptionRequest(
             audio=audio,
             model=pick_model(services.models, request.name),
             language=_language(request.language) or services.language,
             beam_size=services.beam_size,
         )
+
+    async def _transcribe(
+        self, audio: np.ndarray, request: _Request, early: asyncio.Task | None = None
+    ) -> None:
+        """Send the transcript; `early` is a decode already under way (live_decode.py),
+        whose segments go out once it is done."""
+        services = self.services
+        job = self._job(audio, request)
         loop = asyncio.get_running_loop()
         segments: asyncio.Queue[str] = asyncio.Queue()
 
         def on_segment(segment: Segment) -> None:  # called from the engine's worker thread
             loop.call_soon_threadsafe(segments.put_nowait, segment.text)
 
-        decode = asyncio.ensure_future(services.engine.transcribe(job, on_segment=on_segment))
+        decode = early or asyncio.ensure_future(
+            services.engine.transcribe(job, on_segment=on_segment)
+        )
         started = False
         try:
             while not decode.done() or not segments.empty():
@@ -249,6 +303,9 @@ class Connection:
         result: TranscriptionResult = decode.result()  # raises the engine's APIError
         if not started:
             await self._send(Event("transcript-start", _language_data(result.language)))
+            for n, segment in enumerate(result.segments):  # an early decode's, all at once
+                text = segment.text.lstrip() if n == 0 else segment.text
+                await self._send(Event("transcript-chunk", {"text": text}))
         await self._send(Event("transcript", {"text": result.text, "language": result.language}))
         self._delivered = True
         await self._send(Event("transcript-stop"))
