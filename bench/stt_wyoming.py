@@ -71,13 +71,15 @@ def make_clip(tmp: Path) -> tuple[bytes, Path, float]:
     return pcm, wav_path, len(pcm) / (RATE * WIDTH * CHANNELS)
 
 
-def start_aistack(model_dir: Path, threads: int) -> tuple[subprocess.Popen, str, int]:
+def start_aistack(
+    model_dir: Path, threads: int, model: str = "tiny.en", **extra: str
+) -> tuple[subprocess.Popen, str, int]:
     port, wyoming_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
     env.update(
         AISTACK_STT_HOST="127.0.0.1",
         AISTACK_STT_PORT=str(port),
-        AISTACK_STT_MODEL="tiny.en",
+        AISTACK_STT_MODEL=model,
         AISTACK_STT_MODEL_DIR=str(model_dir),
         AISTACK_STT_DEVICE="cpu",
         AISTACK_STT_COMPUTE_TYPE="int8",
@@ -87,6 +89,7 @@ def start_aistack(model_dir: Path, threads: int) -> tuple[subprocess.Popen, str,
         AISTACK_STT_WYOMING_HOST="127.0.0.1",
         AISTACK_STT_WYOMING_PORT=str(wyoming_port),
         HF_HUB_OFFLINE="1",
+        **extra,
     )
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT / "stt" / "src"), env.get("PYTHONPATH")])
@@ -107,12 +110,14 @@ def start_aistack(model_dir: Path, threads: int) -> tuple[subprocess.Popen, str,
     raise SystemExit("aistack-stt did not become ready")
 
 
-def start_wfw(python: str, model_dir: Path, threads: int) -> tuple[subprocess.Popen, int]:
+def start_wfw(
+    python: str, model_dir: Path, threads: int, model: str = "tiny.en"
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     argv = [
         python, "-m", "wyoming_faster_whisper",
         "--uri", f"tcp://127.0.0.1:{port}",
-        "--model", str(model_dir / "tiny.en"),
+        "--model", str(model_dir / model),
         "--data-dir", str(model_dir),
         "--device", "cpu",
         "--compute-type", "int8",

@@ -190,7 +190,9 @@ class WyomingSettings:
         "`audio-stop`; the result is the answer when only silence followed",
     )
     vad_silence_ms: int = _opt(
-        300, "silence after speech (100-2000 ms) that starts the early decode"
+        250,
+        "silence after speech (100-2000 ms) that starts the early decode (Home Assistant "
+        "ends a command after 700 ms)",
     )
     endpoint_s: float = _opt(
         0.0,

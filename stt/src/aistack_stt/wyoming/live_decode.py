@@ -31,7 +31,7 @@ from ..live.vad import WINDOW, StreamingVad, VadEvent
 
 SAMPLE_RATE = 16000
 PAD_S = 0.3  # audio kept after VAD's end, as the live sessions and get_speech_timestamps do
-BATCH = 2 * WINDOW  # VAD judges 64 ms at a time (one thread hop per 3 chunks of 20 ms)
+BATCH = WINDOW  # VAD judges each 32 ms as soon as it is complete
 Decode = Callable[[np.ndarray], Coroutine[None, None, TranscriptionResult]]
 
 
