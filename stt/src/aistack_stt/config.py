@@ -199,6 +199,21 @@ class WyomingSettings:
         "answer after this many seconds (0.1-10) of silence after speech without waiting for "
         "`audio-stop`, and drop the request's remaining audio; `0`: the client ends requests",
     )
+    zeroconf: bool = _opt(
+        False,
+        "announce the server as `_wyoming._tcp` over mDNS, so Home Assistant discovers it "
+        "(the stt_server role turns it on when Wyoming is published on the LAN)",
+    )
+    zeroconf_name: str = _opt("aistack-stt", "the name announced over zeroconf")
+    zeroconf_address: str = _opt(
+        "",
+        "the IPv4 address announced (behind a proxy device: the host's LAN address); empty: "
+        "this machine's address toward the LAN",
+        shown="empty",
+    )
+    zeroconf_port: int = _opt(
+        0, "the port announced (behind a proxy device: the published port); `0`: `port`"
+    )
     # Wyoming has no authentication, so this is its only gate besides the network.
     allow: str = _opt(
         "",
@@ -232,6 +247,21 @@ class WyomingSettings:
             raise ConfigError(
                 f"wyoming vad_silence_ms {self.vad_silence_ms} is invalid; use 100-2000 ms"
             )
+        if not re.fullmatch(r"[^.\s][^.]{0,62}", self.zeroconf_name):
+            raise ConfigError(
+                f"wyoming zeroconf_name {self.zeroconf_name!r} is invalid; use 1-63 "
+                "characters without dots"
+            )
+        if self.zeroconf_address:
+            try:
+                ipaddress.IPv4Address(self.zeroconf_address)
+            except ValueError:
+                raise ConfigError(
+                    f"wyoming zeroconf_address {self.zeroconf_address!r} is not an IPv4 "
+                    "address; use the LAN address clients connect to, or leave it empty"
+                ) from None
+        if not 0 <= self.zeroconf_port < 65536:
+            raise ConfigError(f"wyoming zeroconf_port {self.zeroconf_port} is out of range")
         if self.endpoint_s and not 0.1 <= self.endpoint_s <= 10:
             raise ConfigError(
                 f"wyoming endpoint_s {self.endpoint_s} is invalid; use 0.1-10 seconds, or 0"

@@ -12,6 +12,7 @@ import logging
 import socket
 
 from ..config import WyomingSettings
+from .discovery import Announcer
 from .events import Event, write_event
 from .handler import Connection, Services
 
@@ -25,6 +26,7 @@ class WyomingServer:
         self._server: asyncio.AbstractServer | None = None
         self._socket: socket.socket | None = None
         self._connections: set[asyncio.Task] = set()
+        self.announcer: Announcer | None = None
 
     @property
     def port(self) -> int:
@@ -58,8 +60,16 @@ class WyomingServer:
         )
         self._socket = None
         log.info("Wyoming server listening on %s:%d", self.settings.host, self.port)
+        s = self.settings
+        if s.zeroconf:
+            self.announcer = Announcer(
+                s.zeroconf_name, s.zeroconf_port or self.port, s.zeroconf_address
+            )
+            await self.announcer.start()
 
     async def stop(self) -> None:
+        if self.announcer is not None:
+            await self.announcer.stop()
         if self._server is None:
             return
         self._server.close()
