@@ -104,7 +104,9 @@ def servers(models_dir: Path, hass, tmp_path_factory) -> Iterator[dict[str, Runn
         "home assistant": _start(
             replace(
                 base,
-                vocabulary=VocabularySettings(hass_url=hass.url, hass_token_file=str(token)),
+                vocabulary=VocabularySettings(
+                    hass_url=hass.url, hass_token_file=str(token), hass_timeout_s=120
+                ),
             )
         ),
     }
@@ -240,3 +242,21 @@ def test_wyoming_hears_server_wide_and_home_assistant_names(servers, clips):
         _wyoming(servers["home assistant"], clips),
     ):
         assert _right(heard) > without and _right(heard) >= 2, heard
+
+
+def test_a_hanging_home_assistant_does_not_hold_up_transcriptions(servers, clips, hass):
+    """Home Assistant accepts the connection and says nothing: a fetch is stuck, and
+    transcriptions go on with the names it gave before."""
+    live = servers["home assistant"]
+    hass.mode = "hang"
+    fetch = threading.Thread(target=live.app.state.hass.refresh)
+    fetch.start()
+    try:
+        assert hass.hanging.wait(30)
+        heard = _http(live, clips)
+        assert fetch.is_alive()  # the fetch is still waiting for Home Assistant...
+        assert _right(heard) >= 2, heard  # ...and the names it gave before were used
+    finally:
+        hass.release.set()
+        fetch.join(timeout=30)
+        hass.mode = "ok"
