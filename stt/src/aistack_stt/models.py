@@ -36,6 +36,7 @@ from faster_whisper.utils import _MODELS as HUB_ALIASES  # alias -> hub repo id
 from faster_whisper.utils import download_model
 from huggingface_hub import constants as hub_constants
 
+from .compute import DEFAULT_COMPUTE_TYPE
 from .config import Settings
 from .errors import APIError
 from .metrics import Metrics
@@ -116,7 +117,7 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     """A sensible default per device: int8 on CPU, float16 on NVIDIA GPUs."""
     if compute_type not in ("default", "auto"):
         return compute_type
-    return "float16" if device == "cuda" else "int8"
+    return DEFAULT_COMPUTE_TYPE["cuda" if device == "cuda" else "cpu"]
 
 
 class ModelManager:
