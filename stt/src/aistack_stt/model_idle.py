@@ -1,9 +1,9 @@
 """Idle unloading: models nobody used for `model_ttl` seconds go, so their memory goes back.
 
 `IdleUnloader` owns the TTL thread and nothing else: it reads the registry's snapshot of
-loaded models (`loaded()`) and asks the registry to `unload()` the idle ones; the table of
-models and its lock stay with the registry (models.py). A model in use (`in_use > 0`) is never
-idle; an unloaded model loads again on its next use.
+loaded models (its `loaded`) and asks the registry to unload the idle ones (its `unload`);
+the table of models and its lock stay with the registry (models.py). A model in use
+(`in_use > 0`) is never idle; an unloaded model loads again on its next use.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 log = logging.getLogger("aistack_stt.models")
@@ -22,19 +23,17 @@ class _Model(Protocol):
     last_used: float
 
 
-class Registry(Protocol):
-    """What idle unloading needs of the registry."""
-
-    def loaded(self) -> list[_Model]: ...
-
-    def unload(self, model_id: str, reason: str = ...) -> bool: ...
-
-
 class IdleUnloader:
     """Unloads the registry's models once they have sat idle for `ttl` seconds (-1: never)."""
 
-    def __init__(self, registry: Registry, ttl: int) -> None:
-        self.registry = registry
+    def __init__(
+        self,
+        loaded: Callable[[], Sequence[_Model]],
+        unload: Callable[..., bool],
+        ttl: int,
+    ) -> None:
+        self._loaded = loaded  # the registry's snapshot of its models
+        self._unload = unload  # the registry's unload(model_id, reason=...)
         self.ttl = ttl
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -44,10 +43,8 @@ class IdleUnloader:
         if self.ttl < 0:
             return []
         now = time.monotonic() if now is None else now
-        idle = [
-            m.id for m in self.registry.loaded() if m.in_use == 0 and now - m.last_used >= self.ttl
-        ]
-        return [mid for mid in idle if self.registry.unload(mid, reason="ttl")]
+        idle = [m.id for m in self._loaded() if m.in_use == 0 and now - m.last_used >= self.ttl]
+        return [mid for mid in idle if self._unload(mid, reason="ttl")]
 
     def start(self, interval: float | None = None) -> None:
         """Sweep on a daemon thread every `interval` seconds (default: a quarter of the TTL,

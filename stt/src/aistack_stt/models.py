@@ -91,7 +91,7 @@ class ModelManager:
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self.names = ModelNames(settings, self._loaded_ids)
-        self.idle = IdleUnloader(self, settings.model_ttl)
+        self.idle = IdleUnloader(self.loaded, self.unload, settings.model_ttl)
         # Models are constructed on one long-lived thread. CTranslate2 sets up its OpenMP
         # workers from the constructing thread; when that thread exits (a request thread, a
         # preload thread) every later decode on the model ran 2-3x slower here (measured:

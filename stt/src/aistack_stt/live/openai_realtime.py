@@ -29,14 +29,11 @@ from collections.abc import Mapping
 
 import av
 import numpy as np
-from fastapi import WebSocket
 
-from ..config import StreamLimits
 from ..errors import APIError
 from .adapter import CLOSE_ERROR, CLOSE_POLICY, CLOSE_TOO_BIG, LiveAdapter, Step
 from .events import Event, Final, Partial, SpeechStarted, SpeechStopped
 from .options import OptionError, StreamOptions, parse_options
-from .session import Transcribe
 
 _event_ids = itertools.count(1)
 
@@ -129,15 +126,8 @@ class RealtimeProtocol(LiveAdapter):
     """A session exists from the start (OpenAI's clients send audio first); an update before
     any audio replaces it."""
 
-    def __init__(
-        self,
-        websocket: WebSocket,
-        limits: StreamLimits,
-        transcribe: Transcribe,
-        sid: str,
-        beam_size: int,
-    ) -> None:
-        super().__init__(websocket, limits, transcribe, sid, beam_size)
+    def __init__(self, *args, **kwargs) -> None:  # LiveAdapter's arguments
+        super().__init__(*args, **kwargs)
         self.options, self.use_vad = StreamOptions(), True
         self.session = self.new_session(self.options, self.use_vad)
         self._resample = Resampler24k()
@@ -146,25 +136,16 @@ class RealtimeProtocol(LiveAdapter):
     def _item(self, n: int) -> str:
         return f"item_{self.sid}_{n}"
 
+    async def _speech(self, what: str, n: int, **at_ms: int) -> None:
+        await self.send(_event(f"input_audio_buffer.speech_{what}", **at_ms, item_id=self._item(n)))
+
     async def emit(self, event: Event) -> None:
         """A session event as OpenAI's event(s)."""
         n = event.utterance
         if isinstance(event, SpeechStarted):
-            await self.send(
-                _event(
-                    "input_audio_buffer.speech_started",
-                    audio_start_ms=int(event.start * 1000),
-                    item_id=self._item(n),
-                )
-            )
+            await self._speech("started", audio_start_ms=int(event.start * 1000), n=n)
         elif isinstance(event, SpeechStopped):
-            await self.send(
-                _event(
-                    "input_audio_buffer.speech_stopped",
-                    audio_end_ms=int(event.end * 1000),
-                    item_id=self._item(n),
-                )
-            )
+            await self._speech("stopped", audio_end_ms=int(event.end * 1000), n=n)
         elif isinstance(event, Partial):
             before, now = self._sent_delta.get(n, ""), event.committed
             if len(now) > len(before):
