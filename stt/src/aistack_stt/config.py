@@ -13,6 +13,11 @@ checked when it is built, by one loop over its leaves (config_options.py); a `Co
 names every wrong value and what is allowed. Nothing here imports the decoder, so `check`
 stays fast.
 
+A new setting is one `_opt(...)` line with its bounds; a new sub-tree is a frozen dataclass
+subclassing `Checked` with a `label` (its variables' prefix) and a field
+`name: Cls = subtree(Cls)` in `Settings`: the loader, the flags, `check` and the README table
+find it without a list to register it in.
+
 The imports are absolute: tests/unit/test_stt_engine_lists.py loads this file by path.
 """
 
