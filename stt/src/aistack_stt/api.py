@@ -26,7 +26,8 @@ from .config import RESPONSE_FORMATS
 from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
 from .errors import APIError, bad_param
 from .intake import ENVELOPE_BYTES, limited_receive
-from .models import DEFAULT_ALIAS, ModelManager
+from .model_names import DEFAULT_ALIAS
+from .models import ModelManager
 
 router = APIRouter()
 T = TypeVar("T")
