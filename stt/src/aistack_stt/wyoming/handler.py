@@ -201,7 +201,10 @@ class Connection:
         assert self._early is not None and self._audio is not None
         early, request = self._early, self._request
         reuse = await early.reusable()
-        if reuse is None or request != early.request:
+        if reuse is None:
+            return
+        if request != early.request:  # the client changed its request after audio-start
+            reuse.cancel()
             return
         self._early, self._answered = None, True
         await self._answer(self._audio.so_far(), request, reuse)
