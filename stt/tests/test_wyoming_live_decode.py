@@ -114,18 +114,18 @@ def _start(
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    return srv, thread, app.state.wyoming.port
+    return srv, thread, app.state.wyoming.port, app.state.metrics
 
 
 @pytest.fixture(scope="module")
-def servers(models_dir: Path) -> Iterator[dict[str, int]]:
-    """Wyoming ports: early decode (the default), and early decode with endpointing."""
+def servers(models_dir: Path) -> Iterator[dict[str, tuple[int, object]]]:
+    """Wyoming ports and metrics: early decode (the default), and with endpointing."""
     running = {
         "early": _start(models_dir, WyomingSettings(host="127.0.0.1", port=0)),
         "endpoint": _start(models_dir, WyomingSettings(host="127.0.0.1", port=0, endpoint_s=0.8)),
     }
-    yield {name: port for name, (_, _, port) in running.items()}
-    for srv, thread, _ in running.values():
+    yield {name: (port, metrics) for name, (_, _, port, metrics) in running.items()}
+    for srv, thread, _, _ in running.values():
         srv.should_exit = True
         thread.join(timeout=30)
 
@@ -160,20 +160,25 @@ async def _request(port: int, pcm: bytes, stop: bool) -> tuple[str, str]:
             return text
 
         first = await one(pcm, stop)
-        second = await one(pcm[: RATE * 2 * 2], True)  # no silence: decoded after audio-stop
+        second = await one(pcm[: RATE * 2 * 6 // 5], True)  # cut mid-speech: after audio-stop
         return first, second
 
 
 def test_endpointing_answers_before_audio_stop_and_the_connection_goes_on(servers, said):
-    port = servers["endpoint"]
+    port, metrics = servers["endpoint"]
     first, second = asyncio.run(_request(port, said[FIRST] + _silence(2.0), stop=False))
     assert {"kitchen", "lights"} <= _words(first)
     assert _words(second) & {"turn", "kitchen", "on"}
+    assert metrics.wyoming_decodes.value(decoded="endpoint") == 1
+    assert metrics.wyoming_decodes.value(decoded="after_stop") == 1  # the one without silence
 
 
 def test_a_pause_inside_the_request_still_gives_the_whole_transcript(servers, said):
-    port = servers["early"]
+    port, metrics = servers["early"]
     pcm = said[FIRST] + _silence(0.7) + said[SECOND] + _silence(0.7)
     first, second = asyncio.run(_request(port, pcm, stop=True))
     assert {"kitchen", "garage"} <= _words(first), first
     assert _words(second) & {"turn", "kitchen", "on"}
+    # The first request's answer was decoded at its (second) speech end, before audio-stop.
+    assert metrics.wyoming_decodes.value(decoded="early") == 1
+    assert metrics.wyoming_decodes.value(decoded="after_stop") == 1

@@ -138,6 +138,11 @@ class Metrics:
         self.model_loads = Counter(p + "model_loads_total", "Models loaded, by model and outcome.")
         self.model_unloads = Counter(p + "model_unloads_total", "Models unloaded, by reason.")
         self.models_loaded = Gauge(p + "models_loaded", "Models held in memory now.")
+        self.wyoming_decodes = Counter(
+            p + "wyoming_decodes_total",
+            "Wyoming answers by when their decode started: `early` (at the speech end, before "
+            "audio-stop), `endpoint` (answered before audio-stop), `after_stop`.",
+        )
 
     def render(self) -> str:
         parts = (
@@ -150,6 +155,7 @@ class Metrics:
             self.model_loads,
             self.model_unloads,
             self.models_loaded,
+            self.wyoming_decodes,
         )
         lines: list[str] = []
         for metric in parts:

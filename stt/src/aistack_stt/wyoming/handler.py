@@ -172,6 +172,8 @@ class Connection:
             if reuse is not None and request != early.request:
                 reuse.cancel()  # the client changed its request after audio-start
                 reuse = None
+            decoded = "early" if reuse is not None else "after_stop"
+            self.services.metrics.wyoming_decodes.inc(decoded=decoded)
             await self._answer(audio, request, reuse)
         else:
             # Dropped, as the protocol asks; logged once per type, and a flood of them is hostile.
@@ -207,6 +209,7 @@ class Connection:
             reuse.cancel()
             return
         self._early, self._answered = None, True
+        self.services.metrics.wyoming_decodes.inc(decoded="endpoint")
         await self._answer(self._audio.so_far(), request, reuse)
 
     async def _answer(
