@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .loader import KeyPath
-from .schema import Infra, Machine
+from .schema import Infra, Machine, default
 
 ROLE = "front_door"
 WEBUI_ROLE = "open_webui"
 STT_KEY_VAR = "stt_server_api_key"
-DEFAULT_HTTPS_PORT = 443
 ALL_ADDRESSES = IPv4Address("0.0.0.0")
 # Inside the machine nginx listens on these ports; the proxy devices connect to them.
 INNER_HTTPS_PORT = 443
@@ -223,7 +222,7 @@ def check(
         report(path, "must be a mapping (see docs/infra-yml.md, front_door), or left out")
         return None
     data = value or {}
-    enabled = data.get("enabled", True)
+    enabled = data.get("enabled", default("front_door", "enabled"))
     if not isinstance(enabled, bool):
         report(path + ("enabled",), f"must be true or false, not {enabled!r}")
         return None
@@ -248,7 +247,9 @@ def check(
             break
         listen.append(address)
 
-    https_port = _port(data.get("https_port", DEFAULT_HTTPS_PORT), path + ("https_port",), report)
+    https_port = _port(
+        data.get("https_port", default("front_door", "https_port")), path + ("https_port",), report
+    )
     stt_port = None
     if data.get("stt_port") is not None:
         stt_port = _port(data["stt_port"], path + ("stt_port",), report)
