@@ -24,14 +24,13 @@ from typing import Any
 
 from . import addressing
 from .loader import KeyPath
+from .readers import Error
 from .schema import SECTIONS, Cluster, ClusterMember, Infra, Machine, default
 
 CONNECTIONS = ("local", "ssh")
 INVENTORY_GROUP = "incus_cluster"
 PUBLISH_PREFIX = "aistack-publish-"
 LOCAL_SOCKETS = ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
-
-Error = Callable[[KeyPath, str], None]
 
 
 class _UnixConnection(http.client.HTTPConnection):

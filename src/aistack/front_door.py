@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .loader import KeyPath
+from .readers import Error
 from .schema import Infra, Machine, default
 
 ROLE = "front_door"
@@ -33,8 +34,6 @@ HTTPS_DEVICE = "aistack-https"
 STT_DEVICE = "aistack-stt"
 # A DNS name: labels of letters, digits and '-', not starting or ending with '-'.
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-Report = Callable[[KeyPath, str], None]
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def dns_name_problem(name: object) -> str | None:
     return None
 
 
-def _port(value: Any, path: KeyPath, report: Report) -> int | None:
+def _port(value: Any, path: KeyPath, report: Error) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         report(path, f"{value!r} is not a TCP port; use a whole number 1–65535")
         return None
@@ -170,7 +169,7 @@ def _certificate_problems(cert_file: str, key_file: str, now: dt.datetime) -> li
 
 
 def _door_machine(
-    infra: Infra, data: dict[str, Any], explicit: bool, report: Report
+    infra: Infra, data: dict[str, Any], explicit: bool, report: Error
 ) -> Machine | None:
     webuis = [m for m in infra.machines if WEBUI_ROLE in m.roles]
     chosen = data.get("machine")
@@ -208,7 +207,7 @@ def check(
     value: Any,
     infra: Infra,
     stt_host: dict[str, str],
-    report: Report,
+    report: Error,
     existing_file: Callable[[Any, KeyPath], str | None],
     port_holder: Callable[[int], str | None] = host_port_holder,
     now: dt.datetime | None = None,

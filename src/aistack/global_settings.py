@@ -1,12 +1,7 @@
-"""The ``global:`` section: addressing, images, storage and the Incus server to talk to.
-
-Also the machine ``image:`` reader, which shares the image rule with
-``global.default_image``.
-"""
+"""The ``global:`` section: addressing, images, storage and the Incus server to talk to."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +11,6 @@ from .readers import Reader, Section, yaml_type
 from .remote import remote_name_ok, remote_url_problem, token_fingerprint
 from .schema import GPU_POLICIES, SECTIONS, GlobalSettings, ImageBuild, default
 
-_IMAGE = re.compile(r"^[^:\s]+:\S+$")
 # base_subnet is required; this stands in while a broken one is reported, and the
 # address checks that would use it are skipped (CheckedSettings.base_subnet_ok).
 _STAND_IN_SUBNET = "10.100"
@@ -44,7 +38,7 @@ def check(value: Any, read: Reader) -> CheckedSettings:
         if build is not None:
             fields = SECTIONS["image_build"]
             image_build = ImageBuild(**{f.name: build.text(f.name) for f in fields})
-    default_image = image(data.get("default_image"), data.where("default_image"), read)
+    default_image = read.image(data.get("default_image"), data.where("default_image"))
     remote = _remote_name(data, read)
     cert_given = data.get("client_cert") is not None
     key_given = data.get("client_key") is not None
@@ -71,19 +65,6 @@ def check(value: Any, read: Reader) -> CheckedSettings:
         network_acls=data.boolean("network_acls"),
     )
     return CheckedSettings(settings, base_ok)
-
-
-def image(value: Any, path: KeyPath, read: Reader) -> str | None:
-    """An image as ``<remote>:<alias>``; None when missing or wrong (reported)."""
-    text = read.string(value, path)
-    if text is not None and not _IMAGE.fullmatch(text):
-        read.error(
-            path,
-            f"'{text}' names no remote; write <remote>:<alias>, like "
-            "images:debian/12 or local:aistack/debian-12",
-        )
-        return None
-    return text
 
 
 def _remote_name(data: Section, read: Reader) -> str:

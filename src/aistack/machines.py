@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
-from . import acl, addressing, global_settings
+from . import acl, addressing
 from .loader import KeyPath
 from .names import Claims, Taken, machine_name_problem
 from .readers import Reader, Section, yaml_type
@@ -105,8 +105,7 @@ class MachineReader:
             roles=tuple(r for _, r in roles),
             config=read.config(data.get("config"), data.where("config")),
             devices=devices,
-            image=global_settings.image(data.get("image"), data.where("image"), read)
-            or scope.default_image,
+            image=read.image(data.get("image"), data.where("image")) or scope.default_image,
             ephemeral=data.boolean("ephemeral", scope.ephemeral),
             vars=vars_,
             wiring=wiring_choice,

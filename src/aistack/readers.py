@@ -21,6 +21,7 @@ Error = Callable[[KeyPath, str], None]
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+_IMAGE = re.compile(r"^[^:\s]+:\S+$")
 
 
 def yaml_type(value: object) -> str:
@@ -77,6 +78,18 @@ class Reader:
             self.error(path, f"must be a string, not {yaml_type(value)}")
             return default
         return str(value)
+
+    def image(self, value: Any, path: KeyPath) -> str | None:
+        """An image as ``<remote>:<alias>``; None when missing or wrong (reported)."""
+        text = self.string(value, path)
+        if text is not None and not _IMAGE.fullmatch(text):
+            self.error(
+                path,
+                f"'{text}' names no remote; write <remote>:<alias>, like "
+                "images:debian/12 or local:aistack/debian-12",
+            )
+            return None
+        return text
 
     def boolean(self, value: Any, path: KeyPath, default: bool) -> bool:
         if value is None:
