@@ -79,7 +79,7 @@ class MachineReader:
         vars_ = self._vars(data.get("vars"), data.where("vars"))
         wiring_data = read.section(data.get("wiring"), data.where("wiring"), "wiring")
         wiring_choice = {}
-        for key, target in (wiring_data.data if wiring_data else {}).items():
+        for key, target in (wiring_data or {}).items():
             text = read.string(target, data.where("wiring") + (key,))
             if text is not None:
                 wiring_choice[key] = text

@@ -197,17 +197,20 @@ class Reader:
         return False
 
 
-@dataclass(frozen=True)
-class Section:
-    """One section of infra.yml that passed the key check, read with the schema's defaults."""
+class Section(dict[str, Any]):
+    """The known keys of one section of infra.yml, read with the schema's defaults.
 
-    name: str
-    path: KeyPath
-    data: dict[str, Any]
-    read: Reader
+    A mapping (``get`` is the dict's own: the validator calls it for every key of
+    every machine) that also knows which section it is and where it stands.
+    """
 
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
+    __slots__ = ("name", "path", "read")
+
+    def __init__(self, name: str, path: KeyPath, data: dict[str, Any], read: Reader) -> None:
+        super().__init__(data)
+        self.name = name
+        self.path = path
+        self.read = read
 
     def where(self, key: str) -> KeyPath:
         return self.path + (key,)

@@ -68,8 +68,7 @@ def check(doc: Document, roles: Iterable[str], base_dir: Path) -> Checked:
         )
     read = Reader(error, base_dir)
     service_roles = frozenset(roles) - HOST_ONLY_ROLES
-    top = read.section(data, (), "top")
-    top_data = top.data if top else {}
+    top_data = read.section(data, (), "top") or {}
     settings = global_settings.check(top_data.get("global"), read)
     checked = domains.check(top_data.get("domains"), settings, service_roles, read)
     machines = tuple(m for d in checked.domains for m in d.machines)
