@@ -279,6 +279,51 @@ class VramSettings:
 
 
 @dataclass(frozen=True)
+class TtsSettings:
+    """Speech synthesis with Piper (tts/); variables AISTACK_STT_TTS_*."""
+
+    voice: str = _opt(
+        "",
+        "a Piper voice to speak with: an `.onnx` file with its `.onnx.json` beside it, or a "
+        "directory holding such pairs (each one a voice; the first by name is the default); "
+        "empty: no speech synthesis. Needs `aistack-stt[tts]` (piper-tts)",
+        shown="empty",
+    )
+    max_input_chars: int = _opt(
+        4096, "longest text one request may ask to be spoken (400 `input_too_long` above it)"
+    )
+    max_syntheses: int = _opt(
+        1,
+        "sentences synthesised at once; the sentences of all requests take turns, so a long "
+        "text does not hold back a short one",
+    )
+    max_queue: int = _opt(
+        32, "syntheses admitted (waiting or speaking) before 503 `queue_full`"
+    )
+    nice: int = _opt(
+        10,
+        "CPU priority of synthesis (0-19): on a busy machine transcription goes first, so a "
+        "voice command is not slowed by a long text being read aloud",
+    )
+    threads: int = _opt(
+        0, "ONNX Runtime threads per synthesis; `0`: one per core"
+    )
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_input_chars <= 1_000_000:
+            raise ConfigError(
+                f"tts max_input_chars {self.max_input_chars} is invalid; use 1-1000000"
+            )
+        for name in ("max_syntheses", "max_queue"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"tts {name} {getattr(self, name)} is invalid; use 1 or more")
+        if not 0 <= self.nice <= 19:
+            raise ConfigError(f"tts nice {self.nice} is invalid; use 0-19")
+        if self.threads < 0:
+            raise ConfigError(f"tts threads {self.threads} is invalid; use 0 (automatic) or more")
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = _opt("0.0.0.0", "address to listen on")  # noqa: S104 (a server's default)
     port: int = _opt(8000, "TCP port")
@@ -364,6 +409,7 @@ class Settings:
     stream: StreamLimits = field(default_factory=StreamLimits, metadata={"env": "STREAM_"})
     wyoming: WyomingSettings = field(default_factory=WyomingSettings, metadata={"env": "WYOMING_"})
     vram: VramSettings = field(default_factory=VramSettings, metadata={"env": "VRAM_"})
+    tts: TtsSettings = field(default_factory=TtsSettings, metadata={"env": "TTS_"})
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -500,6 +546,7 @@ _SUBTREES: dict[str, type] = {
     "StreamLimits": StreamLimits,
     "WyomingSettings": WyomingSettings,
     "VramSettings": VramSettings,
+    "TtsSettings": TtsSettings,
 }
 # The sub-trees by their field in `Settings`.
 _PARTS: dict[str, type] = {
@@ -507,6 +554,7 @@ _PARTS: dict[str, type] = {
     "stream": StreamLimits,
     "wyoming": WyomingSettings,
     "vram": VramSettings,
+    "tts": TtsSettings,
 }
 
 
