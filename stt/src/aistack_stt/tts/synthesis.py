@@ -80,6 +80,8 @@ class Synthesizer:
         self._error: str | None = None
         self._phonemes = threading.Lock()  # espeak-ng keeps global state: one caller at once
         self._admitted = 0  # requests speaking or waiting; touched on the event loop only
+        self._count_lock = threading.Lock()
+        self._sentences = 0  # sentences synthesised since start (workers count, anyone reads)
 
     # -- loading -------------------------------------------------------------------------
 
@@ -114,6 +116,10 @@ class Synthesizer:
             str(voice.model), sess_options=options, providers=["CPUExecutionProvider"]
         )
         return PiperVoice(session=session, config=config)
+
+    def wait_loaded(self, timeout: float) -> bool:
+        """Whether the voices loaded within `timeout` seconds (False: still loading, or failed)."""
+        return self._ready.wait(timeout) and self._error is None
 
     @property
     def ready(self) -> bool:
@@ -150,6 +156,17 @@ class Synthesizer:
     def release(self) -> None:
         self._admitted -= 1
 
+    @property
+    def busy(self) -> int:
+        """Requests speaking or waiting now."""
+        return self._admitted
+
+    @property
+    def sentences(self) -> int:
+        """Sentences synthesised since start."""
+        with self._count_lock:
+            return self._sentences
+
     async def speak(self, voice: Voice, text: str, speed: float = 1.0) -> AsyncIterator[bytes]:
         """16-bit mono PCM at `voice.sample_rate`, one block per sentence, as each is ready.
 
@@ -175,6 +192,8 @@ class Synthesizer:
         config = SynthesisConfig(length_scale=piper.config.length_scale / speed)
         audio = np.asarray(piper.phoneme_ids_to_audio(piper.phonemes_to_ids(phonemes), config))
         audio = audio.reshape(-1)
+        with self._count_lock:
+            self._sentences += 1
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         if peak < 1e-8:
             return np.zeros(audio.size, dtype="<i2").tobytes()
