@@ -37,9 +37,10 @@ def _transcribe(target: Target, audio: bytes, name: str) -> str:
 
 def test_the_voice_is_in_place_and_named_in_the_environment(host):
     env = host.file("/etc/aistack-stt/aistack-stt.env").content_string
-    assert "AISTACK_STT_TTS_VOICE=/var/lib/aistack-stt/voices\n" in env
-    assert host.file(f"/var/lib/aistack-stt/voices/{VOICE}.onnx").exists
-    assert host.file(f"/var/lib/aistack-stt/voices/{VOICE}.onnx.json").exists
+    voices = f"/var/lib/aistack-stt/voices/{VOICE}"
+    assert f"AISTACK_STT_TTS_VOICE={voices}\n" in env
+    assert host.file(f"{voices}/{VOICE}.onnx").exists
+    assert host.file(f"{voices}/{VOICE}.onnx.json").exists
 
 
 def test_speech_in_mp3_is_heard_back_as_the_same_words(target):
