@@ -21,9 +21,9 @@ from fastapi.responses import Response, StreamingResponse
 from ..api_schema import errors
 from ..errors import APIError, bad_param
 from ..intake import limited_receive
-from .encoding import check_format, encode
+from .encoding import FORMATS, check_format, encode
 from .service import TtsService, service_of
-from .voices import OPENAI_MODELS, PROGRAM
+from .voices import DEFAULT, OPENAI_MODELS, PROGRAM
 
 router = APIRouter()
 
@@ -77,7 +77,43 @@ def _speed(data: dict) -> float:
     return float(value)
 
 
-@router.post("/v1/audio/speech", responses=errors(400, 401, 404, 413, 503))
+# What /openapi.json says of the JSON body read by hand below (OpenAI's fields).
+_SPEECH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["input"],
+                    "properties": {
+                        "input": {"type": "string", "minLength": 1, "maxLength": 4096},
+                        "model": {"type": "string", "default": OPENAI_MODELS[0]},
+                        "voice": {"type": "string", "default": DEFAULT},
+                        "response_format": {
+                            "type": "string", "enum": list(FORMATS), "default": "mp3"
+                        },
+                        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0},
+                        "stream_format": {"type": "string", "enum": ["audio"]},
+                    },
+                }
+            }
+        },
+    }
+}  # fmt: skip
+_AUDIO = {
+    200: {
+        "description": "The speech, streamed sentence by sentence",
+        "content": {fmt.media_type: {} for fmt in FORMATS.values()},
+    }
+}
+
+
+@router.post(
+    "/v1/audio/speech",
+    openapi_extra=_SPEECH_BODY,
+    responses={**_AUDIO, **errors(400, 401, 404, 413, 503)},
+)
 async def speech(request: Request) -> Response:
     tts = service_of(request.app)
     data = await _read_json(request, tts)
