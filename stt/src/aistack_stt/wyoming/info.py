@@ -17,7 +17,8 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 
 from .. import __version__
 from ..errors import APIError
-from ..models import DEFAULT_ALIAS, ModelManager
+from ..model_names import DEFAULT_ALIAS
+from ..models import ModelManager
 from ..tts import TtsService
 from .events import Event
 from .speech import tts_programs
