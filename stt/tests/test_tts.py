@@ -130,8 +130,9 @@ def test_the_voices_are_listed_where_open_webui_and_speaches_clients_look(
     tts_server: LiveServer,
 ) -> None:
     # Open WebUI asks for the voice and model lists without the key.
-    voices = httpx.get(tts_server.url + "/v1/audio/voices").json()["voices"]
-    assert [v["id"] for v in voices] == [VOICE_NAME]
+    listing = httpx.get(tts_server.url + "/v1/audio/voices").json()
+    assert [v["id"] for v in listing["voices"]] == [VOICE_NAME]
+    assert listing["state"] == "ok"
     models = httpx.get(tts_server.url + "/v1/audio/models").json()["models"]
     assert {"tts-1", VOICE_NAME} <= {m["id"] for m in models}
     cards = {m.id: m for m in _openai(tts_server).models.list().data}
@@ -208,7 +209,7 @@ def test_a_server_without_a_voice_says_how_to_get_one(server: LiveServer) -> Non
         response = http.post("/v1/audio/speech", json={"input": "Hello."})
         assert response.status_code == 404
         assert "--tts-voice" in response.json()["error"]["message"]
-        assert http.get("/v1/audio/voices").json() == {"voices": []}
+        assert http.get("/v1/audio/voices").json()["voices"] == []
 
 
 def test_a_voice_that_is_not_there_stops_serve_with_one_line(tmp_path: Path) -> None:

@@ -156,12 +156,13 @@ async def speech(request: Request) -> Response:
 def voices(request: Request) -> dict:
     tts = service_of(request.app, required=False)
     if tts is None:
-        return {"voices": []}
+        return {"voices": [], "state": "no voice"}
     return {
         "voices": [
             {"id": v.name, "name": v.name, "language": v.language, "description": v.description}
             for v in tts.catalog.voices.values()
-        ]
+        ],
+        "state": tts.synthesizer.state,  # loading, ok, or why the voices did not load
     }
 
 

@@ -122,6 +122,13 @@ class Synthesizer:
         return self._ready.wait(timeout) and self._error is None
 
     @property
+    def state(self) -> str:
+        """`loading`, `ok`, or `error: <why>` (the voice lists say it; the summary shows it)."""
+        if not self._ready.is_set():
+            return "loading"
+        return "ok" if self._error is None else f"error: {self._error}"
+
+    @property
     def ready(self) -> bool:
         return self._ready.is_set() and self._error is None
 
