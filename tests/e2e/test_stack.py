@@ -127,6 +127,9 @@ def test_make_apply_brings_up_the_stack_and_prints_its_urls(stack):
     assert any("Speech-to-text" in line and "tiny.en" in line for line in summary), summary
     assert any("Ollama" in line for line in summary), summary
     assert any("Front door" in line and "https://" in line for line in summary), summary
+    assert any("Text-to-speech" in line and "en_US-joe-medium" in line for line in summary), summary
+    # The example's optional chat model: the Ollama test double "pulls" it.
+    assert "Models on ai: llama3.2:1b" in result.output
     assert "NOT ANSWERING" not in result.output
     ca = stack["checkout"].path / ".aistack" / "front-door" / "ca.crt"
     assert f"Trust this CA on your devices (docs/operations.md): {ca}" in result.output
@@ -195,6 +198,19 @@ def test_spoken_sentence_through_open_webui_comes_back_as_text(stack):
     assert config["stt"]["OPENAI_API_BASE_URL"] == f"{STT_URL}/v1"
     text = webui.transcribe(synthesize_wav(SENTENCE))
     assert _words(text) == _words(SENTENCE)
+
+
+def test_open_webui_reads_aloud_through_the_voice_service(stack):
+    """Read-aloud as Open WebUI's button calls it; the audio is heard back by the same stack."""
+    webui = OpenWebUI(WEBUI_URL)
+    email, password = _admin(stack["checkout"])
+    webui.sign_in_as_admin(email=email, password=password)
+    tts = webui.audio_config()["tts"]
+    assert tts["ENGINE"] == "openai"
+    assert tts["OPENAI_API_BASE_URL"] == f"{STT_URL}/v1"
+    audio = webui.speak(SENTENCE)
+    assert audio[:3] == b"ID3" or audio[:2] in (b"\xff\xf3", b"\xff\xfb"), audio[:16]
+    assert _words(webui.transcribe(audio, "speech.mp3")) == _words(SENTENCE)
 
 
 def test_stt_answers_from_inside_the_open_webui_container(stack, tmp_path):

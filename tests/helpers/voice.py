@@ -94,3 +94,19 @@ class OpenWebUI:
             timeout=self.timeout,
         )
         return self._check(r, "transcribing through Open WebUI")["text"]
+
+    def speak(self, text: str) -> bytes:
+        """The audio Open WebUI's read-aloud button fetches for `text` (`/api/v1/audio/speech`,
+        forwarded to the text-to-speech service it was wired to), in its configured voice."""
+        voice = self.audio_config()["tts"].get("VOICE") or "default"
+        r = httpx.post(
+            self._url("/api/v1/audio/speech"),
+            json={"input": text, "voice": voice},
+            headers=self._headers(),
+            timeout=self.timeout,
+        )
+        if r.status_code != 200:
+            raise OpenWebUIError(
+                f"reading aloud through Open WebUI: HTTP {r.status_code}: {r.text[:500]}"
+            )
+        return r.content

@@ -65,6 +65,17 @@ def test_the_role_installs_exactly_the_engines_cuda_extra():
     assert all("==" in p and "*" not in p for p in extra), "CUDA wheels are pinned exactly"
 
 
+def test_the_role_installs_exactly_the_engines_tts_extra_and_the_tests_speak_with_it():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "stt/pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    defaults = yaml.safe_load((ROOT / "roles/stt_server/defaults/main.yml").read_text())
+    assert defaults["stt_server_tts_packages"] == extras["tts"]
+    assert set(extras["tts"]) <= set(extras["test"]), "the tests use the Piper the role installs"
+
+
 def test_ollama_server_knows_the_engines_compute_types_for_the_stt_model_beside_it():
     specs = yaml.safe_load((ROOT / "roles/ollama_server/meta/argument_specs.yml").read_text())
     option = specs["argument_specs"]["main"]["options"]["ollama_server_stt_compute_type"]

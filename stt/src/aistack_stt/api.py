@@ -307,18 +307,30 @@ async def translations(request: Request) -> Response:
     return await _handle(request, "translate")
 
 
-def _model_card(model_id: str) -> dict:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": "aistack-stt"}
+def _model_card(model_id: str, task: str = "automatic-speech-recognition") -> dict:
+    # `task` as Speaches writes it, so its clients can tell Whisper models from voices.
+    return {
+        "id": model_id, "object": "model", "created": 0, "owned_by": "aistack-stt", "task": task
+    }  # fmt: skip
+
+
+def _voice_ids(request: Request) -> list[str]:
+    tts = getattr(request.app.state, "tts", None)
+    return tts.catalog.names() if tts is not None else []
 
 
 @router.get("/v1/models", responses=errors(401, 503))
 def list_models(request: Request) -> dict:
     models: ModelManager = request.app.state.models
-    return {"object": "list", "data": [_model_card(m) for m in models.available()]}
+    cards = [_model_card(m) for m in models.available()]
+    cards += [_model_card(v, "text-to-speech") for v in _voice_ids(request)]
+    return {"object": "list", "data": cards}
 
 
 @router.get("/v1/models/{model_id:path}", responses=errors(400, 401, 404, 503))
 def get_model(request: Request, model_id: str) -> dict:
+    if model_id in _voice_ids(request):
+        return _model_card(model_id, "text-to-speech")
     models: ModelManager = request.app.state.models
     models.resolve(model_id)
     return _model_card(model_id)

@@ -9,6 +9,7 @@ passed in), `sessions` (live sessions open now) and `readiness`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -21,7 +22,7 @@ from fastapi import FastAPI, Request
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from . import __version__, api_schema
+from . import __version__, api_schema, tts
 from .api import router as api_router
 from .config import Settings
 from .engine import Transcriber
@@ -40,7 +41,8 @@ from .wyoming import Services, WyomingServer
 
 log = logging.getLogger("aistack_stt")
 
-PUBLIC_PATHS = ("/health", "/health/ready")
+# Open WebUI asks for the voice lists without the key; they hold only voice names.
+PUBLIC_PATHS = ("/health", "/health/ready", "/v1/audio/voices", "/v1/audio/models")
 
 
 @dataclass
@@ -112,6 +114,9 @@ def _route_label(request: Request) -> str:
     known = (
         "/v1/audio/transcriptions",
         "/v1/audio/translations",
+        "/v1/audio/speech",
+        "/v1/audio/voices",
+        "/v1/audio/models",
         "/v1/models",
         "/api/ps",
         "/health",
@@ -144,6 +149,8 @@ def create_app(
         app.state.models.start_sweeper()
         if app.state.hass is not None:
             app.state.hass.start()  # a background thread: never on a request's path
+        if app.state.tts is not None:  # voices load on a synthesis worker, in the background
+            voices = asyncio.ensure_future(app.state.tts.synthesizer.load())
         # The Wyoming server shares this loop, engine, models and metrics.
         if app.state.wyoming is not None:
             await app.state.wyoming.start()
@@ -156,6 +163,9 @@ def create_app(
                 app.state.hass.stop()
             app.state.engine.close()
             app.state.models.close()
+            if app.state.tts is not None:
+                voices.cancel()
+                app.state.tts.synthesizer.close()
 
     app = FastAPI(title="aistack-stt", version=__version__, lifespan=lifespan)
     metrics = Metrics()
@@ -182,6 +192,9 @@ def create_app(
     app.add_middleware(_Guard)
     app.include_router(health_router)
     app.include_router(api_router)
+    # Speech synthesis (tts/), when a voice is configured; a wrong voice is a ConfigError here.
+    app.state.tts = tts.build(settings.tts)
+    app.include_router(tts.router)
     live = create_live_router(settings.stream)
     app.state.sessions = live.sessions
     app.include_router(live.router)
@@ -195,6 +208,7 @@ def create_app(
             metrics=metrics,
             beam_size=settings.beam_size,
             language=settings.language,
+            tts=app.state.tts,
         )
         app.state.wyoming = WyomingServer(settings.wyoming, services)
     return app

@@ -112,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logfilters.install()  # no API key in the log, no flood of one error
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:  # a voice that is not there (tts/voices.py)
+        print(f"aistack-stt: error: {exc}", file=sys.stderr)
+        return 2
     if app.state.wyoming is not None:
         try:  # take the Wyoming port now, so that a busy one is reported in one line
             app.state.wyoming.bind()

@@ -1,11 +1,12 @@
 """The settings tree: every knob of the server, read from flags and AISTACK_STT_* variables.
 
-`Settings` holds the server and model settings and four sub-trees (config_subtrees.py),
+`Settings` holds the server and model settings and five sub-trees (config_subtrees.py),
 `scheduler` (lanes, batching, backpressure), `stream` (live sessions), `wyoming` (the Wyoming
-server) and `vram` (sharing the GPU with Ollama). Every leaf is a flag of `aistack-stt serve`
-and an environment variable, and carries what it allows (`_opt(5, "beam size", ge=1)`,
-`choices=...`); the CLI flags, `known_variables()` (what `aistack-stt check` accepts) and the
-settings table in stt/README.md (`markdown_table()`) are derived from the tree, never retyped.
+server), `vram` (sharing the GPU with Ollama) and `tts` (speech synthesis). Every leaf is a
+flag of `aistack-stt serve` and an environment variable, and carries what it allows
+(`_opt(5, "beam size", ge=1)`, `choices=...`); the CLI flags, `known_variables()` (what
+`aistack-stt check` accepts) and the settings table in stt/README.md (`markdown_table()`) are
+derived from the tree, never retyped.
 
 One loader (`load_settings`, config_loader.py): flags win over the environment, the
 environment over the defaults, and an empty value means unset, i.e. the default. Each node is
@@ -37,6 +38,7 @@ from aistack_stt.config_options import option as _opt
 from aistack_stt.config_subtrees import (
     SchedulerSettings,
     StreamLimits,
+    TtsSettings,
     VramSettings,
     WyomingSettings,
 )
@@ -175,6 +177,7 @@ class Settings(Checked):
     wyoming: WyomingSettings = subtree(WyomingSettings)
     vram: VramSettings = subtree(VramSettings)
     vocabulary: VocabularySettings = subtree(VocabularySettings)
+    tts: TtsSettings = subtree(TtsSettings)
 
     @property
     def max_upload_bytes(self) -> int:

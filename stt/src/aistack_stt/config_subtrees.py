@@ -1,5 +1,5 @@
-"""The sub-trees of the settings: `scheduler`, `stream`, `wyoming` and `vram` (config.py holds
-the root, `Settings`, and says how the tree is read and checked).
+"""The sub-trees of the settings: `scheduler`, `stream`, `wyoming`, `vram` and `tts`
+(config.py holds the root, `Settings`, and says how the tree is read and checked).
 
 Each leaf carries what it allows (`ge=1`, `choices=...`, `check=...`); `Checked` runs the one
 loop over them when a node is built.
@@ -282,4 +282,44 @@ class VramSettings(Checked):
         ge=0,
         le=300,
         unit="seconds",
+    )
+
+
+@dataclass(frozen=True)
+class TtsSettings(Checked):
+    """Speech synthesis with Piper (tts/); variables AISTACK_STT_TTS_*."""
+
+    label: ClassVar[str] = "tts"
+
+    voice: str = _opt(
+        "",
+        "a Piper voice to speak with: an `.onnx` file with its `.onnx.json` beside it, or a "
+        "directory holding such pairs (each one a voice; the first by name is the default); "
+        "empty: no speech synthesis. Needs `aistack-stt[tts]` (piper-tts)",
+        shown="empty",
+    )
+    max_input_chars: int = _opt(
+        4096,
+        "longest text one request may ask to be spoken (400 `input_too_long` above it)",
+        ge=1,
+        le=1_000_000,
+    )
+    max_syntheses: int = _opt(
+        1,
+        "sentences synthesised at once; the sentences of all requests take turns, so a long "
+        "text does not hold back a short one",
+        ge=1,
+    )
+    max_queue: int = _opt(
+        32, "syntheses admitted (waiting or speaking) before 503 `queue_full`", ge=1
+    )
+    nice: int = _opt(
+        10,
+        "CPU priority of synthesis (0-19): on a busy machine transcription goes first, so a "
+        "voice command is not slowed by a long text being read aloud",
+        ge=0,
+        le=19,
+    )
+    threads: int = _opt(
+        0, "ONNX Runtime threads per synthesis; `0`: one per core", ge=0, means=AUTOMATIC
     )

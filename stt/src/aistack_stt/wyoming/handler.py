@@ -3,6 +3,8 @@
     describe                                  -> info
     ping                                      -> pong
     transcribe {name, language}               (optional; remembered for the next audio)
+    synthesize {text, voice}                  -> audio-start, audio-chunk..., audio-stop
+                                                 (speech.py)
     audio-start, audio-chunk..., audio-stop   -> transcript-start, transcript-chunk...,
                                                  transcript, transcript-stop
     (a failed transcription)                  -> error {text, code}; the connection stays
@@ -32,14 +34,17 @@ from ..engine import Segment, Transcriber, TranscriptionRequest, TranscriptionRe
 from ..errors import APIError
 from ..metrics import Metrics
 from ..models import ModelManager
+from ..tts import TtsService
 from .audio import AudioBuffer, AudioFormatError, AudioTooLong, PcmFormat
 from .events import Event, ProtocolError, read_event, write_event
 from .info import WHISPER_LANGUAGES, info_event, pick_model
 from .live_decode import EarlyDecode
+from .speech import STREAMING_EVENTS, synthesize
 
 log = logging.getLogger("aistack_stt.wyoming")
 
 ENDPOINT = "wyoming/transcribe"  # the metrics label, beside the HTTP endpoints
+SPEAK_ENDPOINT = "wyoming/synthesize"
 MAX_UNKNOWN_EVENTS = 100  # per connection; a newer client sends a few, a flood is hostile
 
 
@@ -56,6 +61,7 @@ class Services:
     metrics: Metrics
     beam_size: int = 5
     language: str | None = None
+    tts: TtsService | None = None  # speech synthesis (tts/), when a voice is configured
 
 
 @dataclass
@@ -140,11 +146,15 @@ class Connection:
     async def _dispatch(self, event: Event) -> None:
         kind, data = event.type, event.data
         if kind == "describe":
-            await self._send(info_event(self.services.models))
+            await self._send(info_event(self.services.models, self.services.tts))
         elif kind == "ping":
             await self._send(Event("pong", {"text": data.get("text")} if "text" in data else {}))
         elif kind == "transcribe":
             self._request = _Request(_text(data, "name", kind), _text(data, "language", kind))
+        elif kind == "synthesize":
+            await self._speak(data)
+        elif kind in STREAMING_EVENTS:
+            pass  # the plain `synthesize` that follows them carries the whole text
         elif kind == "audio-start":
             self._format = PcmFormat.from_data(data, kind)
             self._audio = AudioBuffer(self.settings.max_audio_s)
@@ -316,13 +326,25 @@ class Connection:
         self._delivered = True
         await self._send(Event("transcript-stop"))
 
+    async def _speak(self, data: dict) -> None:
+        """Answer `synthesize` with audio (speech.py); a refusal is an `error` event."""
+        started = time.monotonic()
+        try:
+            await synthesize(self.services.tts, data, self._send)
+        except APIError as exc:
+            self._count(str(exc.status), started, SPEAK_ENDPOINT)
+            log.info("wyoming %s: synthesis refused: %s", self.peer, exc.message)
+            await self._send(Event("error", {"text": exc.message, "code": exc.code or "error"}))
+            return
+        self._count("200", started, SPEAK_ENDPOINT)
+
     async def _send(self, event: Event) -> None:
         await asyncio.wait_for(write_event(self.writer, event), self.settings.idle_timeout_s)
 
-    def _count(self, status: str, started: float) -> None:
+    def _count(self, status: str, started: float, endpoint: str = ENDPOINT) -> None:
         metrics = self.services.metrics
-        metrics.requests.inc(endpoint=ENDPOINT, status=status)
-        metrics.latency.observe(time.monotonic() - started, endpoint=ENDPOINT)
+        metrics.requests.inc(endpoint=endpoint, status=status)
+        metrics.latency.observe(time.monotonic() - started, endpoint=endpoint)
 
 
 def _text(data: dict, name: str, event: str) -> str | None:

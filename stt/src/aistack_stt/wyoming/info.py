@@ -1,4 +1,5 @@
-"""What `describe` answers: one `asr` program, aistack-stt, with the models it serves.
+"""What `describe` answers: one `asr` program, aistack-stt, with the models it serves, and
+the `tts` program with its voices when one is configured (speech.py).
 
 Only models that are already here are offered (the default, what is loaded, what lies in the
 model directory), and `transcribe` accepts only those names: Wyoming has no authentication,
@@ -18,7 +19,9 @@ from .. import __version__
 from ..errors import APIError
 from ..model_names import DEFAULT_ALIAS
 from ..models import ModelManager
+from ..tts import TtsService
 from .events import Event
+from .speech import tts_programs
 
 PROGRAM = "aistack-stt"
 PROGRAM_URL = "https://example.invalid/homelab/aistack"  # galaxy.yml's repository
@@ -72,7 +75,7 @@ def pick_model(models: ModelManager, name: str | None) -> str:
     return name
 
 
-def info_event(models: ModelManager) -> Event:
+def info_event(models: ModelManager, tts: TtsService | None = None) -> Event:
     program_models = [
         {
             "name": m.name,
@@ -94,7 +97,10 @@ def info_event(models: ModelManager) -> Event:
         "models": program_models,
         "supports_transcript_streaming": True,
     }
-    return Event("info", {"asr": [program], "tts": [], "handle": [], "intent": [], "wake": []})
+    return Event(
+        "info",
+        {"asr": [program], "tts": tts_programs(tts), "handle": [], "intent": [], "wake": []},
+    )
 
 
 def _local_path(models: ModelManager, mid: str) -> Path | None:
