@@ -59,9 +59,12 @@ def _run_early(pcm: bytes) -> tuple[list[int], int | None]:
     audio-stop (None: decoded afresh)."""
     sent: list[int] = []
 
-    async def decode(audio: np.ndarray):
-        sent.append(audio.size)
-        return audio.size
+    async def result(size: int) -> int:
+        return size
+
+    def decode(audio: np.ndarray):
+        sent.append(audio.size)  # counted when the decode is started, whenever it runs
+        return result(audio.size)
 
     async def main() -> int | None:
         early = EarlyDecode(decode, silence_ms=300)

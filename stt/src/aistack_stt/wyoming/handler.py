@@ -114,7 +114,7 @@ class Connection:
             if self._read_ahead is not None:
                 self._read_ahead.cancel()
             if self._early is not None:
-                self._early.cancel()
+                self._early.close()
             self.writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.writer.wait_closed(), 5)
@@ -196,7 +196,7 @@ class Connection:
 
     def _start_early(self) -> None:
         if self._early is not None:
-            self._early.cancel()
+            self._early.close()
         self._early, self._answered = None, False
         settings = self.settings
         if not settings.early_decode:

@@ -50,6 +50,10 @@ class EarlyDecode:
         self._pending_samples = 0
         self._ended_at: int | None = None  # where VAD last heard the speech end
         self.task: asyncio.Task[TranscriptionResult] | None = None
+        # VAD runs beside the connection's reading, never holding it up: on a busy machine it
+        # falls behind and catches up with everything pending in one call.
+        self._vad: asyncio.Task[None] | None = None
+        self._so_far: Callable[[], np.ndarray] = lambda: np.zeros(0, dtype=np.float32)
 
     async def feed(self, samples: np.ndarray, so_far: Callable[[], np.ndarray]) -> None:
         """New 16 kHz samples; `so_far` gives every sample of the request received yet."""
@@ -58,8 +62,13 @@ class EarlyDecode:
         self.received += samples.size
         self._pending.append(samples)
         self._pending_samples += samples.size
-        if self._pending_samples >= BATCH:
-            self._apply(await self._judge(), so_far)
+        self._so_far = so_far
+        if self._pending_samples >= BATCH and (self._vad is None or self._vad.done()):
+            self._vad = asyncio.ensure_future(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        while self._pending_samples >= BATCH:
+            self._apply(await self._judge(), self._so_far)
 
     async def _judge(self) -> list[VadEvent]:
         if not self._pending:
@@ -92,6 +101,12 @@ class EarlyDecode:
 
     async def reusable(self) -> asyncio.Task[TranscriptionResult] | None:
         """At audio-stop: the early decode when only silence followed it, else None."""
+        if self._vad is not None:
+            try:
+                await self._vad
+            except Exception:  # VAD failed: decode the whole request, as without it
+                self.cancel()
+                return None
         for event in await self._judge():
             if event.kind == "start":
                 self._ended_at = None
@@ -101,6 +116,13 @@ class EarlyDecode:
             return None
         task, self.task = self.task, None
         return task
+
+    def close(self) -> None:
+        """The request or the connection ends: stop VAD and any decode."""
+        if self._vad is not None:
+            self._vad.cancel()
+            self._vad.add_done_callback(_swallow)
+        self.cancel()
 
     def cancel(self) -> None:
         if self.task is not None:
