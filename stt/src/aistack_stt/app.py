@@ -29,6 +29,8 @@ from .errors import APIError, error_response, install_handlers
 from .health import router as health_router
 from .intake import ENVELOPE_BYTES, DecodeSlots
 from .live import create_live_router
+from .live.decoding import LiveDecoding
+from .live.options import StreamOptions
 from .metrics import Metrics
 from .models import ModelManager
 from .scheduling import Scheduler
@@ -129,6 +131,23 @@ def _route_label(request: Request) -> str:
     return path if path in known else "other"
 
 
+def _grpc_server(settings: Settings, app: FastAPI, transcribe) -> object:
+    from .grpc_backend import GrpcServer, GrpcServices  # grpcio is loaded only when it serves
+
+    services = GrpcServices(
+        transcriber=lambda _options: transcribe,
+        sessions=app.state.sessions,
+        limits=settings.stream,
+        metrics=app.state.metrics,
+        api_key=settings.api_key,
+        beam_size=settings.beam_size,
+        defaults=StreamOptions(language=settings.language),
+        default_profile=settings.live.decode_profile,
+    )
+    host = settings.live.grpc_host or settings.host
+    return GrpcServer(host, settings.live.grpc_port, services)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -153,9 +172,13 @@ def create_app(
         # The Wyoming server shares this loop, engine, models and metrics.
         if app.state.wyoming is not None:
             await app.state.wyoming.start()
+        if app.state.grpc is not None:  # like Wyoming: this loop, engine, models and limits
+            await app.state.grpc.start()
         try:
             yield
         finally:
+            if app.state.grpc is not None:
+                await app.state.grpc.stop()
             if app.state.wyoming is not None:
                 await app.state.wyoming.stop()
             app.state.engine.close()
@@ -178,9 +201,18 @@ def create_app(
     app.add_middleware(_Guard)
     app.include_router(health_router)
     app.include_router(api_router)
-    live = create_live_router(settings.stream)
+    # Every live decode goes through the decode profiles, interim model and language
+    # allow-list of settings.live (live/decoding.py), whatever the protocol.
+    decoding = LiveDecoding(
+        settings.live.decode_profile, settings.live.interim_model, settings.live.language_list()
+    )
+    live_transcribe = decoding.wrap(app.state.engine.transcribe)
+    live = create_live_router(settings.stream, transcriber=lambda _websocket: live_transcribe)
     app.state.sessions = live.sessions
     app.include_router(live.router)
+    app.state.grpc = (
+        _grpc_server(settings, app, live_transcribe) if settings.live.grpc_port else None
+    )
     # The Wyoming server (settings.wyoming): what a connection may use of the app. It talks
     # to the same engine through the `Transcriber` protocol, like every other protocol.
     app.state.wyoming = None

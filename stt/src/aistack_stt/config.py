@@ -241,6 +241,59 @@ class WyomingSettings:
         return any(ip in network for network in networks)
 
 
+DECODE_PROFILES = ("realtime", "accurate")
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """The gRPC protocol, decode profiles, the interim model and the language allow-list of
+    live sessions (grpc_backend/, live/decoding.py)."""
+
+    grpc_port: int = _opt(
+        0,
+        "TCP port of the gRPC server (`stt.STTBackend`, whisper-streaming-stt-server's "
+        "protocol); `0`: off",
+    )
+    grpc_host: str = _opt(
+        "", "address the gRPC server listens on; empty: the HTTP server's (`host`)", shown="empty"
+    )
+    decode_profile: str = _opt(
+        "accurate",
+        "decode profile of finals when a session or request names none: " + _codes(DECODE_PROFILES)
+        + " (interims always decode with `realtime`)",
+    )
+    interim_model: str | None = _opt(
+        None,
+        "a fast model for the interim (partial) results of live sessions, e.g. `tiny`; finals "
+        "keep the session's model. Unset: one model for both",
+    )
+    languages: str = _opt(
+        "",
+        "language allow-list, comma-separated codes (`en,de`): detection picks only among "
+        "these; empty: any language",
+        shown="empty",
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.grpc_port < 65536:
+            raise ConfigError(f"grpc_port {self.grpc_port} is out of range; use 1-65535 (0: off)")
+        if self.decode_profile not in DECODE_PROFILES:
+            raise ConfigError(
+                f"decode_profile {self.decode_profile!r} is not one of "
+                f"{', '.join(DECODE_PROFILES)}"
+            )
+        for code in self.language_list():
+            if not code.isalpha() or len(code) > 3:
+                raise ConfigError(
+                    f"languages: {code!r} is not a language code; use codes such as en,de"
+                )
+        if self.interim_model is not None and not self.interim_model.strip():
+            raise ConfigError("interim_model is empty; name a model or leave it unset")
+
+    def language_list(self) -> tuple[str, ...]:
+        return tuple(c.strip().lower() for c in self.languages.split(",") if c.strip())
+
+
 @dataclass(frozen=True)
 class VramSettings:
     """Sharing one GPU with Ollama (vram/): what is checked before a model loads on CUDA;
@@ -364,6 +417,7 @@ class Settings:
     stream: StreamLimits = field(default_factory=StreamLimits, metadata={"env": "STREAM_"})
     wyoming: WyomingSettings = field(default_factory=WyomingSettings, metadata={"env": "WYOMING_"})
     vram: VramSettings = field(default_factory=VramSettings, metadata={"env": "VRAM_"})
+    live: LiveSettings = field(default_factory=LiveSettings)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -500,6 +554,7 @@ _SUBTREES: dict[str, type] = {
     "StreamLimits": StreamLimits,
     "WyomingSettings": WyomingSettings,
     "VramSettings": VramSettings,
+    "LiveSettings": LiveSettings,
 }
 # The sub-trees by their field in `Settings`.
 _PARTS: dict[str, type] = {
@@ -507,6 +562,7 @@ _PARTS: dict[str, type] = {
     "stream": StreamLimits,
     "wyoming": WyomingSettings,
     "vram": VramSettings,
+    "live": LiveSettings,
 }
 
 

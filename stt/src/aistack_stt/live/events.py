@@ -49,6 +49,7 @@ class Final:
     end: float
     language: str
     segments: list[FinalSegment]
+    language_probability: float = 0.0
 
 
 Event = SpeechStarted | SpeechStopped | Partial | Final

@@ -212,17 +212,22 @@ class LiveSession:
             self.audio = self.audio[keep_from - self.base :]
             self.base = keep_from
 
-    def _request(self, audio: np.ndarray) -> TranscriptionRequest:
+    def _request(self, audio: np.ndarray, interim: bool = False) -> TranscriptionRequest:
         return TranscriptionRequest(
             audio=audio,
             model=self.options.model,
             language=self.language,
             beam_size=self.beam_size,
+            task=self.options.task,
+            interim=interim,
+            profile=self.options.profile,
+            languages=self.options.languages,
         )
 
     async def _partial(self, utt: _Utterance, upto: int) -> None:
         try:
-            result = await self.transcribe(self._request(self._slice(utt.start_sample, upto)))
+            audio = self._slice(utt.start_sample, upto)
+            result = await self.transcribe(self._request(audio, interim=True))
         except QueueFull:
             return  # busy: skip this partial, the final will still come
         if utt.final_sent:
@@ -267,6 +272,7 @@ class LiveSession:
                 end=round(end / SAMPLE_RATE, 3),
                 language=result.language,
                 segments=segments,
+                language_probability=round(result.language_probability, 4),
             )
         )
         if self.options.mode == "auto_end":
