@@ -132,7 +132,8 @@ def _route_label(request: Request) -> str:
 
 
 def _grpc_server(settings: Settings, app: FastAPI, transcribe) -> object:
-    from .grpc_backend import GrpcServer, GrpcServices  # grpcio is loaded only when it serves
+    # grpcio is imported only when gRPC serves.
+    from .grpc_backend.server import GrpcServer, GrpcServices
 
     services = GrpcServices(
         transcriber=lambda _options: transcribe,

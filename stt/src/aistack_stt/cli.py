@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"aistack-stt: error: {exc}", file=sys.stderr)
             return 2
     if settings.live.grpc_port:
-        from .grpc_backend import check_port
+        from .grpc_backend.server import check_port
 
         try:  # a busy gRPC port is reported in one line, as the Wyoming port is
             check_port(settings.live.grpc_host or settings.host, settings.live.grpc_port)

@@ -259,7 +259,8 @@ class LiveSettings:
     )
     decode_profile: str = _opt(
         "accurate",
-        "decode profile of finals when a session or request names none: " + _codes(DECODE_PROFILES)
+        "decode profile of finals when a session or request names none: "
+        + _codes(DECODE_PROFILES)
         + " (interims always decode with `realtime`)",
     )
     interim_model: str | None = _opt(
@@ -279,8 +280,7 @@ class LiveSettings:
             raise ConfigError(f"grpc_port {self.grpc_port} is out of range; use 1-65535 (0: off)")
         if self.decode_profile not in DECODE_PROFILES:
             raise ConfigError(
-                f"decode_profile {self.decode_profile!r} is not one of "
-                f"{', '.join(DECODE_PROFILES)}"
+                f"decode_profile {self.decode_profile!r} is not one of {', '.join(DECODE_PROFILES)}"
             )
         for code in self.language_list():
             if not code.isalpha() or len(code) > 3:

@@ -5,9 +5,7 @@ A thin adapter over the live engine: `CreateSession` registers a session's optio
 with partials while speech is active and a final per utterance; refusals are status codes
 with a reason (errors.py); decode timings go back as trailing metadata (timings.py).
 stt_pb2*.py are generated from stt.proto by generate.py and committed.
+
+The public face is `server.GrpcServer`, `server.check_port` and `service.GrpcServices`;
+nothing is imported here, so `generate` runs without registering `stt.*` in protobuf's pool.
 """
-
-from .server import GrpcServer, check_port
-from .service import GrpcServices
-
-__all__ = ["GrpcServer", "GrpcServices", "check_port"]

@@ -10,6 +10,8 @@ import grpc
 from . import stt_pb2_grpc as pb_grpc
 from .service import GrpcServices, STTBackend
 
+__all__ = ["GrpcServer", "GrpcServices", "check_port"]
+
 log = logging.getLogger("aistack_stt.grpc")
 ENVELOPE = 4096  # room for a chunk's other fields beside its audio
 
