@@ -340,9 +340,7 @@ def running_models(request: Request) -> dict:
     }
 
 
-@router.post(
-    "/api/ps/{model_id:path}", status_code=201, responses=errors(400, 401, 404, 409, 503)
-)
+@router.post("/api/ps/{model_id:path}", status_code=201, responses=errors(400, 401, 404, 409, 503))
 async def load_model(request: Request, model_id: str) -> JSONResponse:
     models: ModelManager = request.app.state.models
     if models.is_loaded(model_id):

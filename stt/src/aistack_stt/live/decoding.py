@@ -22,7 +22,7 @@ Transcribe = Callable[[TranscriptionRequest], Awaitable[TranscriptionResult]]
 
 @dataclass(frozen=True)
 class DecodeProfile:
-    beam_size: int
+    beam_size: int | None  # None: the server's `beam_size`
     best_of: int
     patience: float
     temperature: float  # 0: the temperature fallback schedule when a decode looks wrong
@@ -39,7 +39,7 @@ class DecodeProfile:
         )
         return replace(
             request,
-            beam_size=self.beam_size,
+            beam_size=self.beam_size or request.beam_size,
             best_of=self.best_of,
             patience=self.patience,
             temperature=self.temperature or None,
@@ -50,7 +50,7 @@ class DecodeProfile:
 PROFILES = {
     # Greedy: about half the decoder time of beam 5 on CPU (docs/benchmarks.md).
     "realtime": DecodeProfile(beam_size=1, best_of=1, patience=1.0, temperature=0.0),
-    "accurate": DecodeProfile(beam_size=5, best_of=5, patience=1.0, temperature=0.0),
+    "accurate": DecodeProfile(beam_size=None, best_of=5, patience=1.0, temperature=0.0),
 }
 
 
