@@ -85,6 +85,12 @@ def test_stream_at_48khz_gives_partials_then_a_final_with_the_words(backend, spe
     assert float(timings["stt-decode-inference-sec"]) > 0
 
 
+def test_the_model_was_warmed_up_before_the_server_said_ready(grpc_server):
+    log = grpc_server.log_text()
+    assert "warmed up model tiny.en" in log
+    assert log.index("warmed up model tiny.en") < log.index("loaded model tiny.en")
+
+
 def test_auto_end_ends_the_stream_after_the_first_final(backend, speech):
     pb, stub = backend
     _create(pb, stub, "auto", vad_mode=pb.VAD_AUTO_END, vad_silence=0.4)

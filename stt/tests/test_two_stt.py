@@ -104,3 +104,17 @@ def test_bad_control_messages_are_refused_with_a_reason(dual, control, code):
     error, close = asyncio.run(run())
     assert error["type"] == "error" and error["code"] == code, error
     assert close == 1008
+
+
+def test_status_and_metrics_show_queues_sessions_models_and_backpressure(dual):
+    with dual.client() as client:
+        status = client.get("/status").json()
+        metrics = client.get("/metrics").text
+    assert status["backpressure"] == "normal"
+    assert status["models"]["default"] == "base" and status["models"]["interim"] == "tiny.en"
+    assert status["models"]["decode_profile"] == "accurate"
+    assert status["sessions"]["live"] == 0 and status["sessions"]["limit"] == 16
+    assert status["workers"]["hot"] == 1 and status["workers"]["bulk"] >= 1
+    assert set(status["queues"]["lanes"]) == {"hot", "bulk"}
+    assert "\naistack_stt_live_sessions 0\n" in metrics
+    assert "\naistack_stt_backpressure_level 0\n" in metrics

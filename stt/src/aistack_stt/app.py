@@ -35,6 +35,7 @@ from .metrics import Metrics
 from .models import ModelManager
 from .scheduling import Scheduler
 from .speech_gate import SpeechGate
+from .status import router as status_router
 from .vram import VramGuard
 from .wyoming import Services, WyomingServer
 
@@ -201,6 +202,7 @@ def create_app(
     api_schema.install(app)  # /openapi.json: the multipart bodies and the error responses
     app.add_middleware(_Guard)
     app.include_router(health_router)
+    app.include_router(status_router)
     app.include_router(api_router)
     # Every live decode goes through the decode profiles, interim model and language
     # allow-list of settings.live (live/decoding.py), whatever the protocol.
