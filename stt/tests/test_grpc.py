@@ -7,8 +7,10 @@ speech sent at real-time pace, at the client's own sample rate.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,9 +37,12 @@ def stubs(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def grpc_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
+    capture = tmp_path_factory.mktemp("capture") / "sessions"
     server = start_process(
         models_dir,
         tmp_path_factory.mktemp("grpc") / "server.log",
+        AISTACK_STT_CAPTURE_DIR=str(capture),
+        AISTACK_STT_CAPTURE_MAX_FILES="2",
         AISTACK_STT_API_KEY=KEY,
         AISTACK_STT_GRPC_PORT=str(port),
         AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT="2",
@@ -45,6 +50,7 @@ def grpc_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         AISTACK_STT_STREAM_MAX_FRAME_BYTES="65536",
     )
     server.grpc_port = port
+    server.capture = capture
     yield server
     server.stop()
 
@@ -182,10 +188,39 @@ def test_hostile_calls_are_refused_with_their_codes_and_the_server_serves_on(
     assert _words(results[-1].text) >= WORDS and results[-1].is_final
 
 
+def test_capture_keeps_sessions_within_its_caps_unless_the_client_opts_out(
+    backend, grpc_server, speech
+):
+    pb, stub = backend
+    began = time.time()
+    audio = pcm16(speech.command_wav, 16000, pad_s=0.5, tail_s=1.0)
+    for sid, attributes in (("private", {"capture": "false"}), ("kept", {})):
+        _create(pb, stub, sid, attributes=attributes)
+        results = list(stub.StreamingRecognize(iter(Chunks(pb, audio, 16000, sid)), metadata=AUTH))
+        assert results[-1].is_final
+    directory: Path = grpc_server.capture
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # written by the server's capture thread
+        mine = [
+            json.loads(p.read_text())
+            for p in directory.glob("*.json")
+            if json.loads(p.read_text())["started_at"] >= began
+        ]
+        if mine:
+            break
+        time.sleep(0.2)
+    assert len(mine) == 1, mine  # the opted-out session was never written
+    assert _words(" ".join(f["text"] for f in mine[0]["finals"])) >= WORDS
+    assert mine[0]["audio_seconds"] == pytest.approx(len(audio) / 2 / 16000, abs=0.1)
+    stems = {p.stem for p in directory.iterdir()}
+    assert len(stems) <= 2  # AISTACK_STT_CAPTURE_MAX_FILES: the oldest went
+    assert {p.suffix for p in directory.iterdir()} == {".wav", ".json"}
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in directory.iterdir())
+
+
 def _wait_for_sessions(server, count: int) -> None:
     """Until /health counts `count` live sessions (the streams have claimed their slots)."""
-    import time
-
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with server.client(headers={"authorization": f"Bearer {KEY}"}) as client:

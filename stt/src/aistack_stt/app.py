@@ -29,6 +29,7 @@ from .errors import APIError, error_response, install_handlers
 from .health import router as health_router
 from .intake import ENVELOPE_BYTES, DecodeSlots
 from .live import create_live_router
+from .live.capture import CaptureStore
 from .live.decoding import LiveDecoding
 from .live.options import StreamOptions
 from .metrics import Metrics
@@ -56,6 +57,9 @@ def _load_default(app: FastAPI) -> None:
     state: Readiness = app.state.readiness
     try:
         app.state.models.get(app.state.settings.model)
+        interim = app.state.settings.live.interim_model
+        if interim:  # loaded and warmed up before ready too: the first interim is quick
+            app.state.models.get(interim)
     except APIError as exc:
         state.state, state.error = "error", exc.message
         log.error("default model did not load: %s", exc.message)
@@ -171,6 +175,8 @@ def create_app(
                 target=_load_default, args=(app,), name="aistack-stt-preload", daemon=True
             ).start()
         app.state.models.start_sweeper()
+        if app.state.capture is not None:
+            app.state.capture.start()
         # The Wyoming server shares this loop, engine, models and metrics.
         if app.state.wyoming is not None:
             await app.state.wyoming.start()
@@ -181,6 +187,8 @@ def create_app(
         finally:
             if app.state.grpc is not None:
                 await app.state.grpc.stop()
+            if app.state.capture is not None:
+                app.state.capture.stop()
             if app.state.wyoming is not None:
                 await app.state.wyoming.stop()
             app.state.engine.close()
@@ -206,8 +214,21 @@ def create_app(
     app.include_router(api_router)
     # Every live decode goes through the decode profiles, interim model and language
     # allow-list of settings.live (live/decoding.py), whatever the protocol.
+    live_settings = settings.live
+    capture = None
+    if live_settings.capture_dir is not None:  # opt-in (live/capture.py)
+        capture = CaptureStore(
+            live_settings.capture_dir,
+            live_settings.capture_max_mb,
+            live_settings.capture_max_files,
+            live_settings.capture_max_age_h,
+        )
+    app.state.capture = capture
     decoding = LiveDecoding(
-        settings.live.decode_profile, settings.live.interim_model, settings.live.language_list()
+        live_settings.decode_profile,
+        live_settings.interim_model,
+        live_settings.language_list(),
+        capture,
     )
     live_transcribe = decoding.wrap(app.state.engine.transcribe)
     live = create_live_router(settings.stream, transcriber=lambda _websocket: live_transcribe)

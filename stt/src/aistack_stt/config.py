@@ -275,7 +275,20 @@ class LiveSettings:
         shown="empty",
     )
 
+    capture_dir: Path | None = _opt(
+        None,
+        "opt-in capture: keep each live session's audio (WAV) and finals (JSON) in this "
+        "directory (0700), unless the client opts out; a privacy choice. Unset: nothing is kept",
+    )
+    capture_max_mb: float = _opt(1024.0, "capture: MiB kept at most, oldest sessions go first")
+    capture_max_files: int = _opt(1000, "capture: sessions kept at most (a WAV and a JSON each)")
+    capture_max_age_h: float = _opt(72.0, "capture: hours a captured session is kept")
+
     def __post_init__(self) -> None:
+        if self.capture_max_mb <= 0 or self.capture_max_files < 1 or self.capture_max_age_h <= 0:
+            raise ConfigError(
+                "capture_max_mb, capture_max_age_h must be > 0 and capture_max_files 1 or more"
+            )
         if not 0 <= self.grpc_port < 65536:
             raise ConfigError(f"grpc_port {self.grpc_port} is out of range; use 1-65535 (0: off)")
         if self.decode_profile not in DECODE_PROFILES:
@@ -486,6 +499,7 @@ _KINDS: dict[str, Callable[[str], object]] = {
     "str": str,
     "str | None": str,
     "Path": Path,
+    "Path | None": Path,
 }
 
 

@@ -30,6 +30,8 @@ def session_options(request: pb.SessionRequest, defaults: StreamOptions) -> Stre
         start["language"] = request.language_code
     if request.decode_profile:
         start["profile"] = PROFILES[request.decode_profile]
+    if request.attributes.get("capture", "").strip().lower() in ("false", "0", "no", "off"):
+        start["capture"] = False  # never kept, even where the server captures sessions
     try:
         return parse_options(start, defaults)
     except OptionError as exc:

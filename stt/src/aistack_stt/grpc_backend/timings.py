@@ -10,6 +10,7 @@ Per decode (partials and finals alike), summed over the stream:
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class DecodeTimings:
     def measure(self, transcribe: Transcribe) -> Transcribe:
         """`transcribe`, timed into this record."""
 
+        @functools.wraps(transcribe)  # keeps what the session reads off it (`capture`)
         async def timed(request: TranscriptionRequest) -> TranscriptionResult:
             asked = time.monotonic()
             if self.last_audio_at:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from ..engine import TranscriptionRequest, TranscriptionResult
 from ..errors import APIError, QueueFull
 from ..silence import SilenceOptions
+from .capture import CaptureStore
 
 Transcribe = Callable[[TranscriptionRequest], Awaitable[TranscriptionResult]]
 
@@ -61,6 +62,7 @@ class LiveDecoding:
     default_profile: str = "accurate"
     interim_model: str | None = None
     languages: tuple[str, ...] = ()
+    capture: CaptureStore | None = None  # opt-in capture of sessions (capture.py)
 
     def wrap(self, transcribe: Transcribe) -> Transcribe:
         async def run(request: TranscriptionRequest) -> TranscriptionResult:
@@ -79,6 +81,7 @@ class LiveDecoding:
             except APIError:  # e.g. an English-only interim model in a German session
                 return await transcribe(request)
 
+        run.capture = self.capture  # type: ignore[attr-defined]  # read by LiveSession
         return run
 
     def _check_language(self, request: TranscriptionRequest) -> TranscriptionRequest:

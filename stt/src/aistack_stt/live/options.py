@@ -22,6 +22,7 @@ class StreamOptions:
     task: str = "transcribe"
     profile: str | None = None  # a decode profile's name (decoding.py); None: the server's
     languages: tuple[str, ...] | None = None  # allow-list for detection; None: the server's
+    capture: bool = True  # False: never kept, even where the server captures (capture.py)
 
 
 class OptionError(ValueError):
@@ -64,6 +65,8 @@ def parse_options(message: Mapping, defaults: StreamOptions) -> StreamOptions:
         or not all(isinstance(c, str) and c.isalpha() and len(c) <= 3 for c in languages)
     ):
         raise OptionError("languages", 'languages must be a list of codes, e.g. ["en", "de"]')
+    if not isinstance(values["capture"], bool):
+        raise OptionError("capture", "capture must be true or false")
     threshold = values["vad_threshold"]
     if (
         isinstance(threshold, bool)
@@ -87,4 +90,5 @@ def parse_options(message: Mapping, defaults: StreamOptions) -> StreamOptions:
         task=values["task"],
         profile=profile,
         languages=tuple(c.lower() for c in languages) if languages else None,
+        capture=values["capture"],
     )
