@@ -230,6 +230,7 @@ def create_app(
         live_settings.language_list(),
         capture,
     )
+    app.state.decoding = decoding
     live_transcribe = decoding.wrap(app.state.engine.transcribe)
     live = create_live_router(settings.stream, transcriber=lambda _websocket: live_transcribe)
     app.state.sessions = live.sessions

@@ -84,6 +84,14 @@ class LiveDecoding:
         run.capture = self.capture  # type: ignore[attr-defined]  # read by LiveSession
         return run
 
+    def for_request(
+        self, request: TranscriptionRequest, profile: str | None, languages: tuple[str, ...]
+    ) -> TranscriptionRequest:
+        """An HTTP request: its profile if it names one, the allow-list (its own or ours)."""
+        if profile is not None:
+            request = PROFILES[profile].apply(request)
+        return self._check_language(replace(request, languages=languages or None))
+
     def _check_language(self, request: TranscriptionRequest) -> TranscriptionRequest:
         allowed = request.languages or self.languages
         if not allowed:
