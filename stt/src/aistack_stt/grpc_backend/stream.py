@@ -17,7 +17,6 @@ from ..config import StreamLimits
 from ..live.events import Event, Final, Partial, SpeechStarted
 from ..live.resample import MAX_RATE, MIN_RATE, TARGET_RATE, PcmResampler
 from ..live.session import LiveSession, Transcribe
-from ..live.vad import SAMPLE_RATE
 from . import stt_pb2 as pb
 from .errors import Refusal, from_api_error
 from .language_names import language_name
@@ -55,7 +54,7 @@ class GrpcStream:
                 text=event.text,
                 is_final=False,
                 start_sec=self._starts.get(event.utterance, 0.0),
-                end_sec=round(self.session.received / SAMPLE_RATE, 3),
+                end_sec=event.end,
                 language_code=self.session.language or "",
                 language=language_name(self.session.language),
             )

@@ -241,7 +241,7 @@ class LiveSession:
             return  # a partial after the final would only confuse
         committed, unstable = utt.agreement.update(result.text)
         text = f"{committed} {unstable}".strip()
-        await self.emit(Partial(utt.index, committed, unstable, text))
+        await self.emit(Partial(utt.index, committed, unstable, text, round(upto / SAMPLE_RATE, 3)))
 
     async def _final(
         self, utt: _Utterance, audio: np.ndarray, end: int, previous: asyncio.Task | None

@@ -77,7 +77,7 @@ class TwoSttProtocol:
                     "text": event.text,
                     "stable_chars": len(event.committed),  # `text` starts with it
                     "t0": self._starts.get(event.utterance, 0.0),
-                    "t1": round(self.session.received / SAMPLE_RATE, 3) if self.session else 0.0,
+                    "t1": event.end,
                 }
             )
         elif isinstance(event, Final):
