@@ -27,7 +27,8 @@ from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionRes
 from .errors import APIError, bad_param
 from .intake import ENVELOPE_BYTES, limited_receive
 from .live.decoding import PROFILES
-from .models import DEFAULT_ALIAS, ModelManager
+from .model_names import DEFAULT_ALIAS
+from .models import ModelManager
 
 router = APIRouter()
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from .config import RESPONSE_FORMATS
 from .live.decoding import PROFILES
-from .models import DEFAULT_ALIAS, MAX_ID_CHARS
+from .model_names import DEFAULT_ALIAS, MAX_ID_CHARS
 from .silence import _RANGES as SILENCE_RANGES  # the ranges the parser checks
 from .silence import DEFAULT as DEFAULT_SILENCE
 from .silence import SilenceOptions

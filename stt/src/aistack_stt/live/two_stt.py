@@ -19,52 +19,38 @@ committed prefix). A thin adapter over the live session, like the other protocol
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import replace
 
-from fastapi import WebSocket
-
-from ..config import StreamLimits
 from ..errors import APIError
+from .adapter import (
+    CLOSE_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    LiveAdapter,
+    Step,
+    close_with_error,
+)
 from .events import Event, Final, Partial, SpeechStarted
-from .loop import CLOSE_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, Step, close_with_error
 from .options import OptionError, StreamOptions, parse_options
-from .session import LiveSession, Transcribe
 from .vad import SAMPLE_RATE
 
 DEFAULT_RATE = 2.0  # interims per second
 COOLDOWN_MS = {"normal": 0, "high": 500, "critical": 2000}
 
 
-class TwoSttProtocol:
-    def __init__(
-        self,
-        websocket: WebSocket,
-        limits: StreamLimits,
-        transcribe: Transcribe,
-        sid: str,
-        beam_size: int,
-    ) -> None:
-        self.websocket = websocket
-        self.limits = limits
-        self.transcribe = transcribe
-        self.conn = sid
-        self.beam_size = beam_size
-        self.session: LiveSession | None = None
-        self.closed = False
-        self.interval_ms = int(1000 / DEFAULT_RATE)
-        self.level = "normal"
-        self._starts: dict[int, float] = {}
-        self._lock = asyncio.Lock()
-        engine = getattr(websocket.app.state, "engine", None)
-        self._backpressure = getattr(engine, "backpressure", lambda: "normal")
+class TwoSttProtocol(LiveAdapter):
+    """Interims and finals as two_stt sends them, and a `status` at each backpressure change."""
 
-    async def send(self, message: dict) -> None:
-        if self.closed:
-            return
-        async with self._lock:
-            await self.websocket.send_json(message)
+    interval_ms = int(1000 / DEFAULT_RATE)
+    level = "normal"
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._starts: dict[int, float] = {}
+        engine = getattr(self.websocket.app.state, "engine", None)
+        self._backpressure = getattr(engine, "backpressure", lambda: "normal")
 
     async def emit(self, event: Event) -> None:
         if isinstance(event, SpeechStarted):
@@ -73,7 +59,7 @@ class TwoSttProtocol:
             await self.send(
                 {
                     "type": "interim",
-                    "conn": self.conn,
+                    "conn": self.sid,
                     "text": event.text,
                     "stable_chars": len(event.committed),  # `text` starts with it
                     "t0": self._starts.get(event.utterance, 0.0),
@@ -84,7 +70,7 @@ class TwoSttProtocol:
             await self.send(
                 {
                     "type": "final",
-                    "conn": self.conn,
+                    "conn": self.sid,
                     "text": event.text,
                     "segments": [
                         {"start": s.start, "end": s.end, "text": s.text} for s in event.segments
@@ -113,9 +99,6 @@ class TwoSttProtocol:
                 "interim_paused": level == "critical",
             }
         )
-
-    async def opened(self) -> None:
-        pass
 
     async def handle(self, message: dict) -> Step:
         data, text = message.get("bytes"), message.get("text")
@@ -184,7 +167,7 @@ class TwoSttProtocol:
         return Step.CONTINUE
 
     def _open(self, options: StreamOptions) -> None:
-        self.session = LiveSession(options, self.limits, self.transcribe, self.emit, self.beam_size)
+        self.session = self.new_session(options)
 
     async def session_ended(self) -> Step:
         return Step.STOP
