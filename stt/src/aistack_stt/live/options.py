@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from .decoding import PROFILES
+
 MODES = ("continue", "auto_end")
+TASKS = ("transcribe", "translate")
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,10 @@ class StreamOptions:
     vad_threshold: float = 0.5
     vad_silence_ms: int = 500
     partial_interval_ms: int = 1000
+    task: str = "transcribe"
+    profile: str | None = None  # a decode profile's name (decoding.py); None: the server's
+    languages: tuple[str, ...] | None = None  # allow-list for detection; None: the server's
+    capture: bool = True  # False: never kept, even where the server captures (capture.py)
 
 
 class OptionError(ValueError):
@@ -45,6 +52,21 @@ def parse_options(message: Mapping, defaults: StreamOptions) -> StreamOptions:
         raise OptionError("language", f"language {language!r} must be a code such as en or de")
     if mode not in MODES:
         raise OptionError("mode", f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if values["task"] not in TASKS:
+        raise OptionError("task", f"task {values['task']!r} is not one of {', '.join(TASKS)}")
+    profile = values["profile"]
+    if profile is not None and profile not in PROFILES:
+        raise OptionError("profile", f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    languages = values["languages"]
+    if isinstance(languages, str):
+        languages = [c.strip() for c in languages.split(",") if c.strip()]
+    if languages is not None and (
+        not isinstance(languages, list | tuple)
+        or not all(isinstance(c, str) and c.isalpha() and len(c) <= 3 for c in languages)
+    ):
+        raise OptionError("languages", 'languages must be a list of codes, e.g. ["en", "de"]')
+    if not isinstance(values["capture"], bool):
+        raise OptionError("capture", "capture must be true or false")
     threshold = values["vad_threshold"]
     if (
         isinstance(threshold, bool)
@@ -65,4 +87,8 @@ def parse_options(message: Mapping, defaults: StreamOptions) -> StreamOptions:
         vad_threshold=float(threshold),
         vad_silence_ms=values["vad_silence_ms"],
         partial_interval_ms=values["partial_interval_ms"],
+        task=values["task"],
+        profile=profile,
+        languages=tuple(c.lower() for c in languages) if languages else None,
+        capture=values["capture"],
     )
