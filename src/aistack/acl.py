@@ -162,6 +162,21 @@ def _label(role: str, port: int) -> str:
     return role if role else f"port {port}"
 
 
+def grpc_port(machine: Machine) -> int:
+    """aistack-stt's gRPC port (stt_server_grpc_port; 0: closed)."""
+    if "stt_server" not in machine.roles:
+        return 0
+    return int(machine.vars.get("stt_server_grpc_port", 0) or 0)
+
+
+def _grpc_beside_http(machine: Machine, ports: dict[int, tuple[str, list[str]]]) -> None:
+    """The gRPC port is open to exactly whoever may reach the HTTP port (same wiring)."""
+    port = grpc_port(machine)
+    if port and service_port(machine, "stt_server") in ports:
+        _, sources = ports[service_port(machine, "stt_server")]
+        ports.setdefault(port, ("stt_server gRPC", list(sources)))
+
+
 def build(infra: Infra, wired: dict[str, dict[str, str]]) -> dict[str, Acl]:
     """The ACL of every domain's bridge, keyed by domain name."""
     base = IPv4Network(f"{infra.settings.base_subnet}.0.0/16")
@@ -188,6 +203,7 @@ def build(infra: Infra, wired: dict[str, dict[str, str]]) -> dict[str, Acl]:
                     _, sources = ports.setdefault(grant.port, (grant.role, [host]))
                     if _short(grant.source) not in sources:
                         sources.append(_short(grant.source))
+            _grpc_beside_http(machine, ports)
             for port, (role, sources) in sorted(ports.items()):
                 ingress.append(
                     Rule(
@@ -208,6 +224,17 @@ def build(infra: Infra, wired: dict[str, dict[str, str]]) -> dict[str, Acl]:
                 (_short(g.source), str(g.provider.ip), g.port, g.role)
                 for g in all_grants
                 if g.provider.domain != domain.name and g.domain in (domain.name, None)
+            }
+        )
+        remote += sorted(
+            {
+                (_short(g.source), str(g.provider.ip), grpc_port(g.provider), "stt_server gRPC")
+                for g in all_grants
+                if g.provider.domain != domain.name
+                and g.domain in (domain.name, None)
+                and g.role == "stt_server"
+                and g.port == service_port(g.provider, "stt_server")
+                and grpc_port(g.provider)
             }
         )
         for source, address, port, role in remote:

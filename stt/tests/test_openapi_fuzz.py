@@ -89,7 +89,7 @@ def test_no_generated_request_gets_a_500_or_an_undocumented_answer(
     failures: list[str] = []
     skipped: list[str] = []
     operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) == 13  # 10 of transcription, 3 of speech (tts/router.py)
+    assert len(operations) == 14  # 10 of transcription, 3 of speech (tts/router.py), /status
 
     for operation in operations:
 

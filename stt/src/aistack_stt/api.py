@@ -26,6 +26,7 @@ from .config import RESPONSE_FORMATS
 from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
 from .errors import APIError, bad_param
 from .intake import ENVELOPE_BYTES, limited_receive
+from .live.decoding import PROFILES
 from .model_names import DEFAULT_ALIAS
 from .models import ModelManager
 
@@ -52,6 +53,8 @@ class AudioForm:
     granularities: tuple[str, ...]
     stream: bool
     silence: silence.SilenceOptions  # defaults, or the request's extra fields (silence.py)
+    decode_profile: str | None = None  # live/decoding.py's PROFILES; None: the server's beam
+    languages: tuple[str, ...] = ()  # detection's allow-list; empty: the server's
 
 
 async def _read_form(request: Request) -> AudioForm:
@@ -137,7 +140,18 @@ async def _read_form(request: Request) -> AudioForm:
         silence_options = silence.from_form(text)
     except silence.SilenceOptionError as exc:
         raise bad_param(exc.field, str(exc)) from None
+    profile = text("decode_profile") or None
+    if profile is not None and profile not in PROFILES:
+        raise bad_param(
+            "decode_profile", f"decode_profile {profile!r} is not one of {', '.join(PROFILES)}"
+        )
+    languages = tuple(c.strip().lower() for c in (text("languages") or "").split(",") if c.strip())
+    for code in languages:
+        if code not in _LANGUAGE_CODES:
+            raise bad_param("languages", f"languages: {code!r} is not a code Whisper knows")
     return AudioForm(
+        decode_profile=profile,
+        languages=languages,
         data=bytes(data),
         content_type=upload.content_type,
         filename=upload.filename,
@@ -177,6 +191,8 @@ async def _handle(request: Request, task: str) -> Response:
         beam_size=settings.beam_size,
         silence=form.silence,
     )
+    # A decode profile and the language allow-list, as live sessions have them.
+    job = request.app.state.decoding.for_request(job, form.decode_profile, form.languages)
     if form.stream:
         return await _stream(engine, job)
     # A client that hangs up frees its place in the queue at once.

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from .config import RESPONSE_FORMATS
+from .live.decoding import PROFILES
 from .model_names import DEFAULT_ALIAS, MAX_ID_CHARS
 from .silence import _RANGES as SILENCE_RANGES  # the ranges the parser checks
 from .silence import DEFAULT as DEFAULT_SILENCE
@@ -93,6 +94,15 @@ def audio_form(task: str) -> dict[str, Any]:
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "stream": {"type": "boolean", "default": False, "description": "server-sent events"},
+        "decode_profile": {
+            "type": "string",
+            "enum": list(PROFILES),
+            "description": "a named set of decoding parameters; unset: the server's beam_size",
+        },
+        "languages": {
+            "type": "string",
+            "description": "language allow-list for detection, comma-separated codes (en,de)",
+        },
         **_silence_properties(),
     }
     if task == "transcribe":

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -31,10 +32,14 @@ from .hass_names import HassNames
 from .health import router as health_router
 from .intake import ENVELOPE_BYTES, DecodeSlots, too_large
 from .live import create_live_router
+from .live.capture import CaptureStore
+from .live.decoding import LiveDecoding
+from .live.options import StreamOptions
 from .metrics import Metrics
 from .models import ModelManager
 from .scheduling import Scheduler
 from .speech_gate import SpeechGate
+from .status import router as status_router
 from .vocabulary import Vocabulary, VocabularyPrompt, model_token_counter, parse_terms
 from .vram import VramGuard
 from .wyoming import Services, WyomingServer
@@ -57,6 +62,9 @@ def _load_default(app: FastAPI) -> None:
     state: Readiness = app.state.readiness
     try:
         app.state.models.get(app.state.settings.model)
+        interim = app.state.settings.live.interim_model
+        if interim:  # loaded and warmed up before ready too: the first interim is quick
+            app.state.models.get(interim)
     except APIError as exc:
         state.state, state.error = "error", exc.message
         log.error("default model did not load: %s", exc.message)
@@ -126,6 +134,24 @@ def _route_label(request: Request) -> str:
     return path if path in known else "other"
 
 
+def _grpc_server(settings: Settings, app: FastAPI, transcribe) -> object:
+    # grpcio is imported only when gRPC serves.
+    from .grpc_backend.server import GrpcServer, GrpcServices
+
+    services = GrpcServices(
+        transcriber=lambda _options: transcribe,
+        sessions=app.state.sessions,
+        limits=settings.stream,
+        metrics=app.state.metrics,
+        api_key=settings.api_key,
+        beam_size=settings.beam_size,
+        defaults=StreamOptions(language=settings.language),
+        default_profile=settings.live.decode_profile,
+    )
+    host = settings.live.grpc_host or settings.host
+    return GrpcServer(host, settings.live.grpc_port, services)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -151,12 +177,20 @@ def create_app(
             app.state.hass.start()  # a background thread: never on a request's path
         if app.state.tts is not None:  # voices load on a synthesis worker, in the background
             voices = asyncio.ensure_future(app.state.tts.synthesizer.load())
+        if app.state.capture is not None:
+            app.state.capture.start()
         # The Wyoming server shares this loop, engine, models and metrics.
         if app.state.wyoming is not None:
             await app.state.wyoming.start()
+        if app.state.grpc is not None:  # like Wyoming: this loop, engine, models and limits
+            await app.state.grpc.start()
         try:
             yield
         finally:
+            if app.state.grpc is not None:
+                await app.state.grpc.stop()
+            if app.state.capture is not None:
+                app.state.capture.stop()
             if app.state.wyoming is not None:
                 await app.state.wyoming.stop()
             if app.state.hass is not None:
@@ -191,13 +225,37 @@ def create_app(
     api_schema.install(app)  # /openapi.json: the multipart bodies and the error responses
     app.add_middleware(_Guard)
     app.include_router(health_router)
+    app.include_router(status_router)
     app.include_router(api_router)
     # Speech synthesis (tts/), when a voice is configured; a wrong voice is a ConfigError here.
     app.state.tts = tts.build(settings.tts)
     app.include_router(tts.router)
-    live = create_live_router(settings.stream)
+    # Every live decode goes through the decode profiles, interim model and language
+    # allow-list of settings.live (live/decoding.py), whatever the protocol.
+    live_settings = settings.live
+    capture = None
+    if live_settings.capture_dir:  # opt-in (live/capture.py)
+        capture = CaptureStore(
+            Path(live_settings.capture_dir),
+            live_settings.capture_max_mb,
+            live_settings.capture_max_files,
+            live_settings.capture_max_age_h,
+        )
+    app.state.capture = capture
+    decoding = LiveDecoding(
+        live_settings.decode_profile,
+        live_settings.interim_model,
+        live_settings.language_list(),
+        capture,
+    )
+    app.state.decoding = decoding
+    live_transcribe = decoding.wrap(app.state.engine.transcribe)
+    live = create_live_router(settings.stream, transcriber=lambda _websocket: live_transcribe)
     app.state.sessions = live.sessions
     app.include_router(live.router)
+    app.state.grpc = (
+        _grpc_server(settings, app, live_transcribe) if settings.live.grpc_port else None
+    )
     # The Wyoming server (settings.wyoming): what a connection may use of the app. It talks
     # to the same engine through the `Transcriber` protocol, like every other protocol.
     app.state.wyoming = None

@@ -46,6 +46,9 @@ class DecodeOptions:
     prompt: str | None = None
     word_timestamps: bool = False
     silence: SilenceOptions = DEFAULT_SILENCE  # thresholds for silence and temperature retries
+    best_of: int = 1
+    patience: float = 1.0
+    languages: tuple[str, ...] | None = None  # the allow-list language detection keeps to
 
     @classmethod
     def for_request(cls, request: TranscriptionRequest) -> DecodeOptions:
@@ -58,6 +61,9 @@ class DecodeOptions:
             prompt=request.prompt or None,
             word_timestamps=request.word_timestamps,
             silence=request.silence,
+            best_of=request.best_of,
+            patience=request.patience,
+            languages=request.languages,
         )
 
 
@@ -123,7 +129,7 @@ class BatchDecoder:
             [pad_or_trim(model.feature_extractor(w.audio)[..., :-1], frames) for w in windows]
         )
         encoder_output = model.encode(features)
-        languages = self._languages(windows, encoder_output)
+        languages = self._languages(windows, encoder_output, options.languages)
         tokenizers = [self.tokenizer(options.task, lang) for lang, _ in languages]
         prompt_tokens = tokenizers[0].encode(" " + options.prompt.strip()) if options.prompt else []
         prompts = [
@@ -138,9 +144,14 @@ class BatchDecoder:
         for temperature in options.temperatures:
             if not todo:
                 break
-            kwargs: dict = {"beam_size": options.beam_size}
+            kwargs: dict = {"beam_size": options.beam_size, "patience": options.patience}
             if temperature > 0:
-                kwargs = {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature}
+                kwargs = {
+                    "beam_size": 1,
+                    "sampling_topk": 0,
+                    "sampling_temperature": temperature,
+                    "num_hypotheses": options.best_of,
+                }
             # A subset of the batch is decoded again: slice the encoder output by index.
             enc = encoder_output if len(todo) == len(windows) else _rows(model, features, todo)
             results = model.model.generate(
@@ -229,7 +240,9 @@ class BatchDecoder:
             for (lang, prob), segs in zip(languages, per_window, strict=True)
         ]
 
-    def _languages(self, windows: list[Window], encoder_output) -> list[tuple[str, float]]:
+    def _languages(
+        self, windows: list[Window], encoder_output, allowed: tuple[str, ...] | None = None
+    ) -> list[tuple[str, float]]:
         if not self.multilingual:
             return [("en", 1.0)] * len(windows)
         unknown = [i for i, w in enumerate(windows) if w.language is None]
@@ -238,8 +251,10 @@ class BatchDecoder:
             # Detection reads the encoder output already computed for decoding: no extra pass.
             probs = self.model.model.detect_language(encoder_output)
             for i in unknown:
-                token, prob = probs[i][0]
-                detected[i] = (token[2:-2], float(prob))
+                # Sorted by probability: the first allowed one is the most likely of them.
+                ranked = [(token[2:-2], float(prob)) for token, prob in probs[i]]
+                kept = [item for item in ranked if not allowed or item[0] in allowed]
+                detected[i] = (kept or ranked)[0]
         return [
             detected[i] if w.language is None else (w.language, 1.0) for i, w in enumerate(windows)
         ]

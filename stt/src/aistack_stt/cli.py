@@ -123,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"aistack-stt: error: {exc}", file=sys.stderr)
             return 2
+    if settings.live.grpc_port:
+        from .grpc_backend.server import check_port
+
+        try:  # a busy gRPC port is reported in one line, as the Wyoming port is
+            check_port(settings.live.grpc_host or settings.host, settings.live.grpc_port)
+        except OSError as exc:
+            print(f"aistack-stt: error: {exc}", file=sys.stderr)
+            return 2
     before, open_files = serving.raise_open_file_limit()
     connections = serving.connection_budget(settings, open_files)
     logging.getLogger("aistack_stt").info(

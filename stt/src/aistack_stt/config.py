@@ -1,9 +1,10 @@
 """The settings tree: every knob of the server, read from flags and AISTACK_STT_* variables.
 
-`Settings` holds the server and model settings and five sub-trees (config_subtrees.py),
-`scheduler` (lanes, batching, backpressure), `stream` (live sessions), `wyoming` (the Wyoming
-server), `vram` (sharing the GPU with Ollama) and `tts` (speech synthesis). Every leaf is a
-flag of `aistack-stt serve` and an environment variable, and carries what it allows
+`Settings` holds the server and model settings and six sub-trees (config_subtrees.py,
+config_live.py), `scheduler` (lanes, batching, backpressure), `stream` (live sessions),
+`wyoming` (the Wyoming server), `vram` (sharing the GPU with Ollama), `tts` (speech synthesis)
+and `live` (gRPC, decode profiles, the interim model, languages, capture). Every leaf is a flag
+of `aistack-stt serve` and an environment variable, and carries what it allows
 (`_opt(5, "beam size", ge=1)`, `choices=...`); the CLI flags, `known_variables()` (what
 `aistack-stt check` accepts) and the settings table in stt/README.md (`markdown_table()`) are
 derived from the tree, never retyped.
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aistack_stt.compute import COMPUTE_TYPES, DEVICES
+from aistack_stt.config_live import LiveSettings
 from aistack_stt.config_loader import ENV_PREFIX, Leaf, load
 from aistack_stt.config_loader import leaves as _leaves
 from aistack_stt.config_options import AUTOMATIC, Checked, subtree
@@ -178,6 +180,7 @@ class Settings(Checked):
     vram: VramSettings = subtree(VramSettings)
     vocabulary: VocabularySettings = subtree(VocabularySettings)
     tts: TtsSettings = subtree(TtsSettings)
+    live: LiveSettings = subtree(LiveSettings)
 
     @property
     def max_upload_bytes(self) -> int:

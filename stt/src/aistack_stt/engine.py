@@ -38,6 +38,11 @@ class TranscriptionRequest:
     word_timestamps: bool = False
     beam_size: int = 5
     silence: SilenceOptions = DEFAULT_SILENCE  # silence.py: VAD gate and no-speech thresholds
+    best_of: int = 1  # candidates sampled at a temperature above 0
+    patience: float = 1.0  # beam search patience
+    languages: tuple[str, ...] | None = None  # detection picks only among these
+    interim: bool = False  # a live session's partial: queued behind finals, may be refused
+    profile: str | None = None  # a live decode profile (live/decoding.py); None: the server's
 
 
 @dataclass(frozen=True)

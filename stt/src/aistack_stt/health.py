@@ -17,6 +17,7 @@ from .api_schema import errors
 from .engine import Transcriber
 from .live import SessionCounter
 from .metrics import CONTENT_TYPE
+from .status import live_metrics
 
 router = APIRouter()
 
@@ -71,7 +72,7 @@ def ready(request: Request) -> JSONResponse:
 def metrics(request: Request) -> Response:
     state = request.app.state
     engine: Transcriber = state.engine
-    body = state.metrics.render() + engine.render_metrics()
+    body = state.metrics.render() + engine.render_metrics() + live_metrics(state)
     if state.models.vram is not None:
         body += state.models.vram.render_metrics(state.models)
     return Response(body, media_type=CONTENT_TYPE)

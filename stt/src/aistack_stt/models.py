@@ -33,6 +33,7 @@ from .metrics import Metrics
 from .model_idle import IdleUnloader
 from .model_names import ModelNames, ModelSource
 from .vram import VramGuard, guard_for
+from .warmup import warm_up
 
 log = logging.getLogger("aistack_stt.models")
 
@@ -196,12 +197,14 @@ class ModelManager:
         """On the loader thread, so loads never count the same free GPU memory twice."""
         if self.vram is not None:
             self.vram.make_room(mid, Path(path), self)
-        return WhisperModel(
+        model = WhisperModel(
             path,
             device=self.device,
             compute_type=self.compute_type,
             cpu_threads=self.settings.cpu_threads,
         )
+        warm_up(model, mid)  # before anyone waits on it (warmup.py)
+        return model
 
     def _download(self, source: ModelSource) -> str:
         assert source.repo_id is not None

@@ -61,5 +61,10 @@ class SpeechGate:
     def render_metrics(self) -> str:
         return self.inner.render_metrics()
 
+    def backpressure(self) -> str:
+        """The inner transcriber's level (scheduling/backpressure.py); `normal` if it has none."""
+        level = getattr(self.inner, "backpressure", None)
+        return level() if level is not None else "normal"
+
     def close(self) -> None:
         self.inner.close()

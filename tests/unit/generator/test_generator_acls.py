@@ -131,3 +131,31 @@ def test_network_acls_false_writes_none(ws: Workspace) -> None:
         "  storage_pool: default\n", "  storage_pool: default\n  network_acls: false\n"
     )
     assert acls(ws, text) == {"lab": None}
+
+
+def test_the_grpc_port_opens_to_exactly_who_may_reach_the_http_port(ws: Workspace) -> None:
+    grpc = EXAMPLE.replace(
+        "roles: [ollama_server, stt_server]",
+        "roles: [ollama_server, stt_server]\n"
+        "        vars: {stt_server_grpc_port: 50051}\n"
+        "        allow: {stt_server: [192.168.1.0/24]}",
+    )
+    lab = opened(acls(ws, grpc)["lab"])
+    http = lab[("10.100.10.10", "8000")]
+    assert http == ["10.100.10.1", "10.100.10.20", "192.168.1.0/24"]
+    assert lab[("10.100.10.10", "50051")] == http
+    # Off by default: no rule for it.
+    assert not [key for key in opened(acls(ws, EXAMPLE)["lab"]) if key[1] == "50051"]
+
+
+def test_the_grpc_port_follows_a_client_in_another_domain(ws: Workspace) -> None:
+    text = TWO_DOMAINS.replace(
+        "roles: [ollama_server, stt_server]",
+        "roles: [ollama_server, stt_server]\n"
+        "        vars: {stt_server_grpc_port: 50051}\n"
+        "        allow: {stt_server: [box]}",
+    )
+    found = acls(ws, text)
+    assert "10.100.11.10" in opened(found["lab"])[("10.100.10.10", "50051")]
+    out = {(r["source"], r["destination_port"]) for r in found["dev"]["egress"] if "source" in r}
+    assert {("10.100.11.10", "8000"), ("10.100.11.10", "50051")} <= out

@@ -29,6 +29,7 @@ class Partial:
     committed: str
     unstable: str
     text: str
+    end: float = 0.0  # seconds since the session began: the audio this hypothesis covers
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Final:
     end: float
     language: str
     segments: list[FinalSegment]
+    language_probability: float = 0.0
 
 
 Event = SpeechStarted | SpeechStopped | Partial | Final

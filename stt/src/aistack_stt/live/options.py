@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from .decoding import PROFILES
+
 MODES = ("continue", "auto_end")
 MAX_PROMPT_CHARS = 2000  # Whisper reads 223 tokens of it at most
+TASKS = ("transcribe", "translate")
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,10 @@ class StreamOptions:
     partial_interval_ms: int = 1000
     prompt: str | None = None  # Whisper's prompt for every transcription of the session
     hotwords: str | None = None  # names to spell right, comma-separated (vocabulary.py)
+    task: str = "transcribe"
+    profile: str | None = None  # a decode profile's name (decoding.py); None: the server's
+    languages: tuple[str, ...] | None = None  # allow-list for detection; None: the server's
+    capture: bool = True  # False: never kept, even where the server captures (capture.py)
 
 
 class OptionError(ValueError):
@@ -48,6 +55,21 @@ def parse_options(message: Mapping, defaults: StreamOptions) -> StreamOptions:
         raise OptionError("language", f"language {language!r} must be a code such as en or de")
     if mode not in MODES:
         raise OptionError("mode", f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if values["task"] not in TASKS:
+        raise OptionError("task", f"task {values['task']!r} is not one of {', '.join(TASKS)}")
+    profile = values["profile"]
+    if profile is not None and profile not in PROFILES:
+        raise OptionError("profile", f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    languages = values["languages"]
+    if isinstance(languages, str):
+        languages = [c.strip() for c in languages.split(",") if c.strip()]
+    if languages is not None and (
+        not isinstance(languages, list | tuple)
+        or not all(isinstance(c, str) and c.isalpha() and len(c) <= 3 for c in languages)
+    ):
+        raise OptionError("languages", 'languages must be a list of codes, e.g. ["en", "de"]')
+    if not isinstance(values["capture"], bool):
+        raise OptionError("capture", "capture must be true or false")
     threshold = values["vad_threshold"]
     if (
         isinstance(threshold, bool)
@@ -76,4 +98,8 @@ def parse_options(message: Mapping, defaults: StreamOptions) -> StreamOptions:
         vad_threshold=float(threshold),
         vad_silence_ms=values["vad_silence_ms"],
         partial_interval_ms=values["partial_interval_ms"],
+        task=values["task"],
+        profile=profile,
+        languages=tuple(c.lower() for c in languages) if languages else None,
+        capture=values["capture"],
     )

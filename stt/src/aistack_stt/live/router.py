@@ -17,6 +17,7 @@ from .aistack_protocol import AistackProtocol
 from .loop import receive_loop
 from .openai_realtime import RealtimeProtocol
 from .session import Transcribe
+from .two_stt import TwoSttProtocol
 
 
 class SessionCounter:
@@ -153,6 +154,17 @@ def create_live_router(
             f"sess_{next(ids)}",
             f"send Authorization: Bearer <key>, or from a browser the subprotocols realtime "
             f"and {KEY_PROTOCOL}<key>",
+        )
+
+    @router.websocket("/ws")
+    async def two_stt(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await serve(
+            websocket,
+            TwoSttProtocol,
+            f"c{next(ids)}",
+            f"send Authorization: Bearer <key>, or from a browser the subprotocol "
+            f"{KEY_PROTOCOL}<key>",
         )
 
     return LiveRouter(router, sessions)

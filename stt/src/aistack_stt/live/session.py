@@ -77,6 +77,9 @@ class LiveSession:
         self.ended = asyncio.Event()  # set after auto_end's final, or when a task failed
         self.failure: APIError | None = None
         self.language: str | None = options.language
+        # Opt-in capture (capture.py): the app's live transcriber carries the store, if any.
+        store = getattr(transcribe, "capture", None)
+        self.recording = store.recording() if store is not None and options.capture else None
 
     # -- audio in ---------------------------------------------------------------------------
 
@@ -88,6 +91,8 @@ class LiveSession:
         """
         if self.failure is not None:
             return  # the session is ending with its reason; the loop reports it
+        if self.recording is not None:
+            self.recording.audio(pcm)
         await self._feed(pcm)
         utt = self.current
         # Memory stays bounded however long the session or the utterance: only the audio
@@ -163,6 +168,8 @@ class LiveSession:
             await asyncio.gather(*self.finals, return_exceptions=True)
 
     async def close(self) -> None:
+        if self.recording is not None:
+            self.recording.close()  # written by the capture thread, off this loop
         for task in self.finals:
             task.cancel()
         if self.current is not None and self.current.partial_task is not None:
@@ -212,7 +219,7 @@ class LiveSession:
             self.audio = self.audio[keep_from - self.base :]
             self.base = keep_from
 
-    def _request(self, audio: np.ndarray) -> TranscriptionRequest:
+    def _request(self, audio: np.ndarray, interim: bool = False) -> TranscriptionRequest:
         return TranscriptionRequest(
             audio=audio,
             model=self.options.model,
@@ -220,18 +227,23 @@ class LiveSession:
             prompt=self.options.prompt,
             hotwords=self.options.hotwords,
             beam_size=self.beam_size,
+            task=self.options.task,
+            interim=interim,
+            profile=self.options.profile,
+            languages=self.options.languages,
         )
 
     async def _partial(self, utt: _Utterance, upto: int) -> None:
         try:
-            result = await self.transcribe(self._request(self._slice(utt.start_sample, upto)))
+            audio = self._slice(utt.start_sample, upto)
+            result = await self.transcribe(self._request(audio, interim=True))
         except QueueFull:
             return  # busy: skip this partial, the final will still come
         if utt.final_sent:
             return  # a partial after the final would only confuse
         committed, unstable = utt.agreement.update(result.text)
         text = f"{committed} {unstable}".strip()
-        await self.emit(Partial(utt.index, committed, unstable, text))
+        await self.emit(Partial(utt.index, committed, unstable, text, round(upto / SAMPLE_RATE, 3)))
 
     async def _final(
         self, utt: _Utterance, audio: np.ndarray, end: int, previous: asyncio.Task | None
@@ -257,6 +269,8 @@ class LiveSession:
         if self.options.language is None and self.language is None:
             self.language = result.language  # keep the session's language stable
         utt.final_sent = True
+        if self.recording is not None:
+            self.recording.final(result.text, round(offset, 3), end / SAMPLE_RATE, result.language)
         segments = [
             FinalSegment(round(offset + s.start, 3), round(offset + s.end, 3), s.text.strip())
             for s in result.segments
@@ -269,6 +283,7 @@ class LiveSession:
                 end=round(end / SAMPLE_RATE, 3),
                 language=result.language,
                 segments=segments,
+                language_probability=round(result.language_probability, 4),
             )
         )
         if self.options.mode == "auto_end":

@@ -38,7 +38,18 @@ class Lane:
         if not self.windows:
             self.first_queued = now
         self.last_queued = now
-        self.windows.extend(windows)
+        if windows and not windows[0][0].request.interim and self.windows:
+            # Finals (and every other request) go ahead of live interims: the user waits on
+            # them, while an interim only shows the words so far (backpressure.py).
+            interims = [w for w in self.windows if w[0].request.interim]
+            if interims:
+                self.windows = deque(w for w in self.windows if not w[0].request.interim)
+                self.windows.extend(windows)
+                self.windows.extend(interims)
+            else:
+                self.windows.extend(windows)
+        else:
+            self.windows.extend(windows)
         stats.queued[self.name].set(len(self.windows))
         self.cond.notify_all()
 

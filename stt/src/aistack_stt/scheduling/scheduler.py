@@ -41,9 +41,10 @@ from ..engine import (
     check_task,
     english_only_error,
 )
-from ..errors import APIError
+from ..errors import APIError, QueueFull
 from ..metrics import Metrics
 from ..models import LoadedModel, ModelManager
+from . import backpressure
 from .admission import Admission
 from .job import BULK, LANES, Job
 from .lanes import Lane
@@ -156,6 +157,11 @@ class Scheduler:
     def render_metrics(self) -> str:
         return self.stats.render()
 
+    def backpressure(self) -> str:
+        """`normal`, `high` or `critical` (backpressure.py)."""
+        with self._lock:
+            return backpressure.level(self._admission.admitted, self.settings.max_batch)
+
     # -- admission ------------------------------------------------------------------------
 
     def _admit(self, request: TranscriptionRequest, on_segment: SegmentCallback | None) -> Job:
@@ -167,6 +173,11 @@ class Scheduler:
         with self._lock:
             if self._stop:
                 raise APIError(503, "the server is shutting down", type="server_error")
+            if request.interim and backpressure.interim_refused(
+                self._admission.admitted, self.settings.max_batch
+            ):
+                self.stats.outcomes.inc(lane="hot", outcome="interim_paused")
+                raise QueueFull(self._admission.retry_after(), self.settings.max_queue)
             lane = self._admission.lane_for(seconds, self._lanes)
             job = Job(
                 id=next(self._ids),

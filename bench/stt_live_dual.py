@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Live sessions at real-time pace, one model against a fast interim model + an accurate one.
+
+Usage: .venv/bin/python bench/stt_live_dual.py [--sessions 1,4,8] [--utterances 2] [--write]
+
+Two `aistack-stt serve` processes in turn, on the same machine and model directory:
+- single: `base` for everything (interims and finals), as a server without --interim-model;
+- dual: `base` for finals, `--interim-model tiny.en` for interims.
+Each session speaks two_stt's protocol (`WS /ws`, 40 ms PCM16 frames at real-time pace): a
+spoken command (espeak-ng), 1.5 s of silence, again, then `stop`. Sessions of one round start
+within 1 s of each other. Measured per session, from the client's side:
+- interim cadence: seconds between consecutive interims of one utterance;
+- interim latency: arrival of an interim minus the moment the newest audio it covers (`t1`)
+  was sent, i.e. how stale the words on screen are;
+- final latency: arrival of an utterance's final minus the moment its speech ended (the
+  clip's end, known from the synthesized audio) was sent; VAD's silence (500 ms) is in it.
+`--write` replaces the `## Live sessions: fast interims, accurate finals` section of
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import websockets
+from benchdoc import free_port, write_section
+from faster_whisper import decode_audio
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Live sessions: fast interims, accurate finals"
+COMMAND = "Please set a timer for ten minutes and turn on the kitchen lights."
+FRAME_S = 0.04
+LEAD_S, PAUSE_S = 0.5, 1.5
+
+
+def make_audio(tmp: Path, utterances: int) -> tuple[bytes, list[float]]:
+    """PCM16 16 kHz of the conversation, and where each utterance's speech ends (seconds)."""
+    wav = tmp / "command.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), COMMAND], check=True)
+    clip = decode_audio(str(wav), sampling_rate=16000)
+    parts, ends, at = [np.zeros(int(LEAD_S * 16000), np.float32)], [], LEAD_S
+    for _ in range(utterances):
+        parts += [clip, np.zeros(int(PAUSE_S * 16000), np.float32)]
+        ends.append(at + len(clip) / 16000)
+        at += len(clip) / 16000 + PAUSE_S
+    audio = np.concatenate(parts)
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), ends
+
+
+def start_server(
+    model_dir: Path, interim: str | None, threads: int
+) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
+    env.update(
+        AISTACK_STT_HOST="127.0.0.1",
+        AISTACK_STT_PORT=str(port),
+        AISTACK_STT_MODEL="base",
+        AISTACK_STT_MODEL_DIR=str(model_dir),
+        AISTACK_STT_DEVICE="cpu",
+        AISTACK_STT_CPU_THREADS=str(threads),
+        AISTACK_STT_LANGUAGE="en",
+        AISTACK_STT_WYOMING_ENABLED="false",
+        AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT="16",
+        AISTACK_STT_LOG_LEVEL="warning",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=str(ROOT / "stt" / "src"),
+    )
+    if interim:
+        env["AISTACK_STT_INTERIM_MODEL"] = interim
+    proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("aistack-stt did not become ready")
+
+
+async def session(url: str, audio: bytes, ends: list[float], delay: float) -> dict:
+    await asyncio.sleep(delay)
+    frame = int(FRAME_S * 16000) * 2
+    interims: list[tuple[float, float, int]] = []  # arrival, t1, utterance index by finals
+    finals: list[float] = []
+    # No keepalive pings: on a saturated machine a late pong is not a dead server.
+    ws_url = url.replace("http", "ws") + "/ws"
+    async with websockets.connect(ws_url, max_size=None, ping_interval=None) as ws:
+        await ws.send(json.dumps({"event": "start", "language": "en"}))
+        began = time.monotonic()
+
+        async def read() -> None:
+            async for raw in ws:
+                message, now = json.loads(raw), time.monotonic()
+                if message["type"] == "interim":
+                    interims.append((now, message["t1"], len(finals)))
+                elif message["type"] == "final":
+                    finals.append(now)
+
+        reader = asyncio.create_task(read())
+        try:
+            for n, i in enumerate(range(0, len(audio), frame)):
+                await ws.send(audio[i : i + frame])
+                await asyncio.sleep(max(0.0, began + (n + 1) * FRAME_S - time.monotonic()))
+            await ws.send(json.dumps({"event": "stop"}))
+            await asyncio.wait_for(reader, 600)
+        except websockets.ConnectionClosed:  # counted: its missing finals show in the table
+            reader.cancel()
+    lags = [now - (began + t1) for now, t1, _ in interims]
+    cadence = []
+    for utterance in {u for _, _, u in interims}:
+        times = [now for now, _, u in interims if u == utterance]
+        cadence += [b - a for a, b in zip(times, times[1:], strict=False)]
+    final_lags = [arrival - (began + end) for arrival, end in zip(finals, ends, strict=False)]
+    return {"lags": lags, "cadence": cadence, "finals": final_lags, "count": len(finals)}
+
+
+def p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95)) if values else float("nan")
+
+
+async def round_(url: str, audio: bytes, ends: list[float], sessions: int) -> dict:
+    delays = [i / max(1, sessions) for i in range(sessions)]  # all start within 1 s
+    results = await asyncio.gather(*(session(url, audio, ends, d) for d in delays))
+    lags = [x for r in results for x in r["lags"]]
+    cadence = [x for r in results for x in r["cadence"]]
+    finals = [x for r in results for x in r["finals"]]
+    return {
+        "interims": len(lags),
+        "cadence": statistics.median(cadence) if cadence else float("nan"),
+        "lag_p50": statistics.median(lags) if lags else float("nan"),
+        "lag_p95": p95(lags),
+        "final_p50": statistics.median(finals) if finals else float("nan"),
+        "final_p95": p95(finals),
+        "finals": sum(r["count"] for r in results),
+        "expected": sessions * len(ends),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", default="1,4,8")
+    parser.add_argument("--utterances", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", type=Path, default=ROOT / ".cache" / "models")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.sessions.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        audio, ends = make_audio(Path(tmp), args.utterances)
+    rows = []
+    load_before = os.getloadavg()[0]
+    for mode, interim in (("single (base)", None), ("dual (tiny.en + base)", "tiny.en")):
+        proc, url = start_server(args.models, interim, args.threads)
+        try:
+            for n in counts:
+                r = asyncio.run(round_(url, audio, ends, n))
+                rows.append((mode, n, r))
+                print(mode, n, json.dumps({k: round(v, 3) for k, v in r.items()}), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    table = [
+        "| mode | sessions | interims | cadence (median, s) | interim lag p50 / p95 (s) "
+        "| end of speech → final p50 / p95 (s) | finals |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, n, r in rows:
+        table.append(
+            f"| {mode} | {n} | {r['interims']} | {r['cadence']:.2f} | {r['lag_p50']:.2f} / "
+            f"{r['lag_p95']:.2f} | {r['final_p50']:.2f} / {r['final_p95']:.2f} | "
+            f"{r['finals']}/{r['expected']} |"
+        )
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            f"`bench/stt_live_dual.py`, {datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, "
+            f"{os.cpu_count()} cores, CPU int8, {args.threads} threads, language en. Each session "
+            f"sends {args.utterances} spoken commands of {ends[0] - LEAD_S:.1f} s with 1.5 s "
+            "pauses over `/ws` in 40 ms frames at real-time pace (2 interims/s asked). "
+            f"Load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} "
+            "(other work on the machine shares its cores).",
+            "",
+            *table,
+        ]
+    )
+    print(text)
+    if args.write:
+        write_section(SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

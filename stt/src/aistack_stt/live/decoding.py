@@ -1,0 +1,107 @@
+"""How a live session's decodes are asked of the engine: decode profile, interim model and
+language allow-list, the same on every live protocol.
+
+A decode profile is a named set of decoding parameters. Finals decode with the session's
+profile (the server's `decode_profile` when the session names none); interims (partials)
+always decode with `realtime` and, when `interim_model` is set, with that fast model, so a
+small model keeps the words flowing while the accurate one writes the finals. Interims are
+marked as such: the scheduler queues them behind finals (scheduling/lanes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from ..engine import TranscriptionRequest, TranscriptionResult
+from ..errors import APIError, QueueFull
+from ..silence import SilenceOptions
+from .capture import CaptureStore
+
+Transcribe = Callable[[TranscriptionRequest], Awaitable[TranscriptionResult]]
+
+
+@dataclass(frozen=True)
+class DecodeProfile:
+    beam_size: int | None  # None: the server's `beam_size`
+    best_of: int
+    patience: float
+    temperature: float  # 0: the temperature fallback schedule when a decode looks wrong
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+
+    def apply(self, request: TranscriptionRequest) -> TranscriptionRequest:
+        silence: SilenceOptions = replace(
+            request.silence,
+            no_speech_threshold=self.no_speech_threshold,
+            log_prob_threshold=self.log_prob_threshold,
+            compression_ratio_threshold=self.compression_ratio_threshold,
+        )
+        return replace(
+            request,
+            beam_size=self.beam_size or request.beam_size,
+            best_of=self.best_of,
+            patience=self.patience,
+            temperature=self.temperature or None,
+            silence=silence,
+        )
+
+
+PROFILES = {
+    # Greedy: about half the decoder time of beam 5 on CPU (docs/benchmarks.md).
+    "realtime": DecodeProfile(beam_size=1, best_of=1, patience=1.0, temperature=0.0),
+    "accurate": DecodeProfile(beam_size=None, best_of=5, patience=1.0, temperature=0.0),
+}
+
+
+@dataclass(frozen=True)
+class LiveDecoding:
+    """The server's choices (settings.live), applied to every live decode by `wrap`."""
+
+    default_profile: str = "accurate"
+    interim_model: str | None = None
+    languages: tuple[str, ...] = ()
+    capture: CaptureStore | None = None  # opt-in capture of sessions (capture.py)
+
+    def wrap(self, transcribe: Transcribe) -> Transcribe:
+        async def run(request: TranscriptionRequest) -> TranscriptionResult:
+            request = self._check_language(request)
+            if not request.interim:
+                return await transcribe(
+                    PROFILES[request.profile or self.default_profile].apply(request)
+                )
+            request = PROFILES["realtime"].apply(request)
+            if not self.interim_model:
+                return await transcribe(request)
+            try:
+                return await transcribe(replace(request, model=self.interim_model))
+            except QueueFull:
+                raise
+            except APIError:  # e.g. an English-only interim model in a German session
+                return await transcribe(request)
+
+        run.capture = self.capture  # type: ignore[attr-defined]  # read by LiveSession
+        return run
+
+    def for_request(
+        self, request: TranscriptionRequest, profile: str | None, languages: tuple[str, ...]
+    ) -> TranscriptionRequest:
+        """An HTTP request: its profile if it names one, the allow-list (its own or ours)."""
+        if profile is not None:
+            request = PROFILES[profile].apply(request)
+        return self._check_language(replace(request, languages=languages or None))
+
+    def _check_language(self, request: TranscriptionRequest) -> TranscriptionRequest:
+        allowed = request.languages or self.languages
+        if not allowed:
+            return request
+        if request.language and request.language not in allowed:
+            raise APIError(
+                400,
+                f"language {request.language!r} is not allowed; this server accepts "
+                f"{', '.join(allowed)} (AISTACK_STT_LANGUAGES)",
+                param="language",
+                code="language_not_allowed",
+            )
+        return replace(request, languages=tuple(allowed))
