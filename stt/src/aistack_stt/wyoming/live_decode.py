@@ -63,7 +63,15 @@ class EarlyDecode:
         self._pending.append(samples)
         self._pending_samples += samples.size
         self._so_far = so_far
-        if self._pending_samples >= BATCH and (self._vad is None or self._vad.done()):
+        if self._pending_samples < BATCH:
+            return
+        if self.endpoint_samples:
+            # The server ends requests itself: judge before the next chunk is read, so the
+            # handler's endpoint check after each chunk sees the silence so far.
+            if self._vad is not None:
+                await self._vad
+            self._apply(await self._judge(), so_far)
+        elif self._vad is None or self._vad.done():
             self._vad = asyncio.ensure_future(self._catch_up())
 
     async def _catch_up(self) -> None:
