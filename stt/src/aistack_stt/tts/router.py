@@ -147,7 +147,9 @@ async def speech(request: Request) -> Response:
         finally:
             tts.synthesizer.release()
 
-    return StreamingResponse(body(), media_type=fmt.media_type, headers={"X-Voice": voice.name})
+    return StreamingResponse(
+        body(), media_type=fmt.media_type, headers={"X-Voice": voice.name}
+    )
 
 
 @router.get("/v1/audio/voices", responses=errors(404))
