@@ -85,6 +85,23 @@ destroy: $(BIN)/aistack ## Remove exactly what infra.yml declares (asks first un
 	fi
 	$(PLAY) playbooks/destroy.yml $(ARGS)
 
+## ---- backups -------------------------------------------------------------
+
+# The staging directory (mktemp: 0700, in /tmp) holds Open WebUI's snapshots on their way
+# into or out of the archive and is removed however the target ends.
+.PHONY: backup
+backup: $(BIN)/aistack ## One archive (0600) of Open WebUI's data, .aistack/, infra.yml and the vars (BACKUP=FILE, default backups/)
+	@stage=$$(mktemp -d) && trap 'rm -rf "$$stage"' EXIT && \
+	$(PLAY) playbooks/backup.yml -e aistack_backup_stage="$$stage" $(ARGS) && \
+	$(BIN)/python -m aistack.backup pack --stage "$$stage" --infra $(INFRA) $(if $(BACKUP),--out "$(BACKUP)")
+
+.PHONY: restore
+restore: $(BIN)/aistack ## Bring a backup back into a stack `make apply` made (BACKUP=FILE, default the newest in backups/)
+	@stage=$$(mktemp -d) && trap 'rm -rf "$$stage"' EXIT && \
+	$(BIN)/python -m aistack.backup unpack --stage "$$stage" $(if $(BACKUP),--file "$(BACKUP)") && \
+	$(BIN)/aistack sync --infra $(INFRA) && \
+	$(PLAY) playbooks/restore.yml -e aistack_restore_stage="$$stage" $(ARGS)
+
 ## ---- quality ---------------------------------------------------------------
 
 .PHONY: lint
