@@ -340,6 +340,19 @@ class Settings:
     header_timeout_s: float = _opt(
         10.0, "a connection that has not sent its request headers within this is closed"
     )
+    max_connections_per_client: int = _opt(
+        0,
+        "HTTP and WebSocket connections one client address may hold open; the next is "
+        "answered 503 `too_many_connections`. `0`: a quarter of `max_connections` (8 or "
+        "more). Wyoming allows half of `wyoming_max_connections` (2 or more) per address",
+    )
+    trusted_proxies: str = _opt(
+        "",
+        "addresses or CIDRs of reverse proxies (the front door), comma-separated, whose "
+        "`X-Real-IP`/`X-Forwarded-For` names the client: their requests count per that "
+        "client and the log shows it; empty: none",
+        shown="empty",
+    )
     max_audio_s: float = _opt(
         1800.0,  # 16 kHz float32: 115 MB at 1800 s
         "longest audio one upload may decode to, in seconds (413 `audio_too_long`, checked "
@@ -400,6 +413,19 @@ class Settings:
             raise ConfigError(
                 f"max_connections {self.max_connections} is invalid; use 0 (automatic) or more"
             )
+        if self.max_connections_per_client < 0:
+            raise ConfigError(
+                f"max_connections_per_client {self.max_connections_per_client} is invalid; "
+                "use 0 (automatic) or more"
+            )
+        for item in filter(None, (p.strip() for p in self.trusted_proxies.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"trusted_proxies: {item!r} is not an address or network; use addresses "
+                    "or CIDRs such as 10.100.10.11 or 10.100.10.0/24, separated by commas"
+                ) from None
         if not 0 < self.header_timeout_s <= 3600:
             raise ConfigError(
                 f"header_timeout_s {self.header_timeout_s} is invalid; use seconds, 0-3600"
