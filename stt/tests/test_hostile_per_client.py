@@ -71,14 +71,16 @@ def test_a_second_address_is_served_while_one_address_holds_1100_half_open_conne
     )
     try:
         with _half_open(server, ATTACKERS) as socks, _client(NEIGHBOUR) as neighbour:
-            # The server has met every attacker once /health says so: the share taken, the
-            # rest turned away. Every one of these answers is a request served meanwhile.
+            # The attack is on once the attacker holds its share and has been turned away
+            # more often than there are places: without the cap it would hold them all. (The
+            # last of the 1 100 may still sit in the kernel's accept queue.) Every one of
+            # these answers is a request served meanwhile.
             answers = []
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 answers.append(neighbour.get(server.url + "/health"))
                 clients = answers[-1].json()["clients"]
-                if clients["refused"] >= ATTACKERS - PER_CLIENT:
+                if clients["busiest"] >= PER_CLIENT and clients["refused"] >= PLACES:
                     break
             during = answers[-1].json()
             with _client(ATTACKER) as attacker:
@@ -92,7 +94,7 @@ def test_a_second_address_is_served_while_one_address_holds_1100_half_open_conne
     assert f"at most {PLACES} connections at once, {PER_CLIENT} per client address" in log
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     assert during["clients"]["busiest"] == PER_CLIENT
-    assert during["clients"]["refused"] == ATTACKERS - PER_CLIENT
+    assert PLACES <= during["clients"]["refused"] <= ATTACKERS - PER_CLIENT
     assert during["decodes"] == {"running": 0, "waiting": 0, "limit": 2}
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "too_many_connections"
