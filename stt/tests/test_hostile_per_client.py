@@ -159,3 +159,30 @@ def test_requests_through_the_front_door_count_per_client_it_names(forwarded) ->
     assert json.loads(over["body"])["error"]["code"] == "too_many_connections"
     assert [first["status"], second["status"], other["status"], spoofed["status"]] == [200] * 4
     assert seen == ["192.168.1.50", "192.168.1.50", "192.168.1.51", "192.168.1.77"]
+
+
+def test_a_websocket_gives_its_place_back_when_it_closes(models_dir: Path, tmp_path: Path) -> None:
+    """A WebSocket holds its address's place while open (uvicorn hands the connection to
+    another protocol object on upgrade) and gives it back when it closes."""
+    import websockets.sync.client as ws_client
+
+    server = start_process(
+        models_dir, tmp_path / "server.log", AISTACK_STT_MAX_CONNECTIONS_PER_CLIENT="2"
+    )
+    url = server.url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    try:
+        with _client(NEIGHBOUR) as neighbour:
+            for _ in range(5):  # more sessions, one after another, than the address's share
+                with ws_client.connect(url, open_timeout=60) as ws:
+                    assert json.loads(ws.recv(timeout=60))["type"]
+                    held = neighbour.get(server.url + "/health").json()["clients"]
+                    assert held["addresses"] == 2, held  # the session's and the neighbour's
+            # Closed sessions are released once the server has seen them close.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                clients = neighbour.get(server.url + "/health").json()["clients"]
+                if clients["addresses"] == 1:  # only the neighbour's own request
+                    break
+            assert clients["addresses"] == 1 and clients["refused"] == 0, clients
+    finally:
+        server.stop()

@@ -131,6 +131,24 @@ def protocol_class(
                 )
                 self.transport.close()
 
+        def handle_websocket_upgrade(self, event) -> None:  # type: ignore[override]
+            # uvicorn hands the transport to a WebSocket protocol object and never calls this
+            # one's connection_lost: the address's place moves with it, released when it closes.
+            super().handle_websocket_upgrade(event)
+            if self._deadline is not None:
+                self._deadline.cancel()
+            address, self._address = self._address, None
+            if address is None or per_client is None:
+                return
+            socket_protocol = self.transport.get_protocol()
+            lost = socket_protocol.connection_lost
+
+            def connection_lost(exc: Exception | None) -> None:
+                per_client.release(address)
+                lost(exc)
+
+            socket_protocol.connection_lost = connection_lost
+
         def connection_lost(self, exc: Exception | None) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
