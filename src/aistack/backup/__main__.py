@@ -38,6 +38,8 @@ def _controller_files(root: Path, infra: Path) -> dict[str, Path]:
     infra = infra if infra.is_absolute() else root / infra
     if not infra.is_file():
         raise ArchiveError(f"the infra file {infra} does not exist; give INFRA=PATH")
+    if not infra.resolve().is_relative_to(root.resolve()):
+        raise ArchiveError(f"the infra file {infra} is outside the checkout {root}; keep it inside")
     found[infra.resolve().relative_to(root.resolve()).as_posix()] = infra
     for name in VARS_DIRS:
         for path in sorted((root / name).glob("*.yml")):
