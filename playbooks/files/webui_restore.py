@@ -15,12 +15,8 @@ import sys
 import tarfile
 
 
-def restore(snapshot: str, data_dir: str, owner: str) -> None:
+def _unpack(snapshot: str, new: str, owner: str) -> None:
     user = pwd.getpwnam(owner)
-    data_dir = data_dir.rstrip("/")
-    new, old = data_dir + ".restoring", data_dir + ".replaced"
-    for leftover in (new, old):
-        shutil.rmtree(leftover, ignore_errors=True)
     os.mkdir(new, 0o750)
     with tarfile.open(snapshot, mode="r:gz") as tar:
         members = tar.getmembers()
@@ -33,9 +29,36 @@ def restore(snapshot: str, data_dir: str, owner: str) -> None:
         for name in [top] + [os.path.join(top, n) for n in dirs + files]:
             os.chown(name, user.pw_uid, user.pw_gid)
     os.chmod(new, 0o750)
-    if os.path.exists(data_dir):
-        os.rename(data_dir, old)
-    os.rename(new, data_dir)
+
+
+def restore(snapshot: str, data_dir: str, owner: str) -> None:
+    data_dir = data_dir.rstrip("/")
+    if os.path.ismount(data_dir):
+        # A mounted data directory (an Incus disk device) cannot be renamed, and nothing can
+        # be renamed across its edge: the new tree is unpacked inside it, the old entries are
+        # moved aside inside it, then the new ones moved up.
+        new, old = (
+            os.path.join(data_dir, ".aistack-restoring"),
+            os.path.join(data_dir, ".aistack-replaced"),
+        )
+        for leftover in (new, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        _unpack(snapshot, new, owner)
+        os.mkdir(old, 0o700)
+        for name in os.listdir(data_dir):
+            if name not in (os.path.basename(new), os.path.basename(old)):
+                os.rename(os.path.join(data_dir, name), os.path.join(old, name))
+        for name in os.listdir(new):
+            os.rename(os.path.join(new, name), os.path.join(data_dir, name))
+        os.rmdir(new)
+    else:
+        new, old = data_dir + ".restoring", data_dir + ".replaced"
+        for leftover in (new, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        _unpack(snapshot, new, owner)
+        if os.path.exists(data_dir):
+            os.rename(data_dir, old)
+        os.rename(new, data_dir)
     shutil.rmtree(old, ignore_errors=True)
 
 
