@@ -106,7 +106,7 @@ restore: $(BIN)/aistack ## Bring a backup back into a stack `make apply` made (B
 
 .PHONY: lint
 lint: $(BIN)/aistack ## ruff, yamllint and ansible-lint (production profile)
-	$(BIN)/ruff check src tests stt bench plugins scripts/fetch-test-models scripts/gen-role-docs
+	$(BIN)/ruff check src tests stt bench plugins playbooks/files scripts/fetch-test-models scripts/gen-role-docs
 	$(BIN)/yamllint -s .
 	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint --offline
 
