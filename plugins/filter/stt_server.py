@@ -15,25 +15,29 @@ from pathlib import Path
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-# The engine's lists (stt/src/aistack_stt/config.py), copied because this plugin runs on the
-# controller without the stt package; tests/unit/test_stt_engine_lists.py keeps them equal.
-DEVICES = ("auto", "cpu", "cuda")
-# CTranslate2 compute types; "auto" (like empty) is the device's default.
-COMPUTE_TYPES = (
-    "default",
-    "auto",
-    "int8",
-    "int8_float32",
-    "int8_float16",
-    "int8_bfloat16",
-    "int16",
-    "float16",
-    "bfloat16",
-    "float32",
-)
+
+def _engine_module(relative: str):
+    """A standard-library-only module of the engine (under stt/src/aistack_stt/), loaded by
+    path from the collection's stt/ tree: the controller runs this plugin without the engine's
+    dependencies installed, yet the role and the engine share one table."""
+    name = "aistack_stt_for_roles_" + relative.replace("/", "_").removesuffix(".py")
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "stt/src/aistack_stt" / relative
+        spec = spec_from_file_location(name, path)
+        module = module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file loads
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# The devices and CTranslate2 compute types the engine accepts, and what "default"/"auto"
+# (like empty) mean on each device: one list, stt/src/aistack_stt/compute.py.
+_COMPUTE = _engine_module("compute.py")
+DEVICES = _COMPUTE.DEVICES
+COMPUTE_TYPES = _COMPUTE.COMPUTE_TYPES
 # Types CTranslate2 cannot run on a CPU (it has no half-precision kernels there).
 GPU_ONLY_COMPUTE_TYPES = ("float16", "bfloat16", "int8_float16", "int8_bfloat16")
-DEFAULT_COMPUTE_TYPE = {"cuda": "float16", "cpu": "int8"}
+DEFAULT_COMPUTE_TYPE = _COMPUTE.DEFAULT_COMPUTE_TYPE
 # The default compute type on CUDA by card (docs/operations.md#gpu-sharing has the table):
 # (lowest compute capability, least memory in MiB, compute type), first match wins. int8 needs
 # compute capability 6.1 (DP4A); float16 is fast from 7.0 (tensor cores; Pascal's consumer
@@ -141,19 +145,6 @@ def parse_card(line: str) -> dict:
     return {"name": parts[0], "compute_cap": parts[1], "memory_mib": parts[2]}
 
 
-def _estimate_module():
-    """The engine's own estimate (stt/src/aistack_stt/vram/estimate.py, standard library only),
-    loaded from the collection's stt/ tree: one table for the engine and the roles."""
-    name = "aistack_stt_vram_estimate_for_roles"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "stt/src/aistack_stt/vram/estimate.py"
-        spec = spec_from_file_location(name, path)
-        module = module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the file loads
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def stt_server_vram_need_mib(model: str, compute_type: str = "", margin_mib: int = 512) -> int:
     """MiB a Whisper model takes on the GPU in aistack-stt (first model: CUDA context
     included) plus the margin: what Ollama keeps free for it (OLLAMA_GPU_OVERHEAD)."""
@@ -164,7 +155,7 @@ def stt_server_vram_need_mib(model: str, compute_type: str = "", margin_mib: int
         raise AnsibleFilterError(
             f"compute type {compute_type!r} is unknown; use one of {', '.join(COMPUTE_TYPES[2:])}"
         )
-    estimate = _estimate_module().estimate(str(model), None, compute_type)
+    estimate = _engine_module("vram/estimate.py").estimate(str(model), None, compute_type)
     return int(estimate.total_mib) + int(margin_mib)
 
 

@@ -54,36 +54,27 @@ def base_subnet_problem(value: object) -> str | None:
 
 @dataclass(frozen=True)
 class DomainNetwork:
-    """The /24 of one domain and the ranges inside it."""
+    """The /24 of one domain and the addresses that bound its ranges."""
 
     subnet: IPv4Network
+    gateway: IPv4Address
+    static_first: IPv4Address
+    static_last: IPv4Address
+    dhcp_first: IPv4Address
+    dhcp_last: IPv4Address
 
     @classmethod
     def of(cls, base_subnet: str, subnet_id: int) -> DomainNetwork:
-        return cls(IPv4Network(f"{base_subnet}.{subnet_id}.0/24"))
-
-    def host(self, last_octet: int) -> IPv4Address:
-        return self.subnet.network_address + last_octet
-
-    @property
-    def gateway(self) -> IPv4Address:
-        return self.host(1)
-
-    @property
-    def static_first(self) -> IPv4Address:
-        return self.host(STATIC_FIRST)
-
-    @property
-    def static_last(self) -> IPv4Address:
-        return self.host(STATIC_LAST)
-
-    @property
-    def dhcp_first(self) -> IPv4Address:
-        return self.host(DHCP_FIRST)
-
-    @property
-    def dhcp_last(self) -> IPv4Address:
-        return self.host(DHCP_LAST)
+        subnet = IPv4Network(f"{base_subnet}.{subnet_id}.0/24")
+        first = subnet.network_address
+        return cls(
+            subnet,
+            gateway=first + 1,
+            static_first=first + STATIC_FIRST,
+            static_last=first + STATIC_LAST,
+            dhcp_first=first + DHCP_FIRST,
+            dhcp_last=first + DHCP_LAST,
+        )
 
     def ip_problem(self, ip: IPv4Address, domain: str) -> str | None:
         """Why ``ip`` cannot be a static address in this domain, or None."""

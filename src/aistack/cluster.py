@@ -24,14 +24,13 @@ from typing import Any
 
 from . import addressing
 from .loader import KeyPath
-from .schema import Cluster, ClusterMember, Infra, Machine
+from .readers import Error
+from .schema import SECTIONS, Cluster, ClusterMember, Infra, Machine, default
 
 CONNECTIONS = ("local", "ssh")
 INVENTORY_GROUP = "incus_cluster"
 PUBLISH_PREFIX = "aistack-publish-"
 LOCAL_SOCKETS = ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
-
-Error = Callable[[KeyPath, str], None]
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -135,7 +134,7 @@ def _member(
     if not isinstance(body, dict):
         error(path, "must be a mapping with at least address, like {address: 192.168.1.10}")
         return None
-    allowed = ("address", "connection", "ssh_user")
+    allowed = tuple(f.name for f in SECTIONS["member"])
     for key in body:
         if key not in allowed:
             error(path + (str(key),), f"unknown key '{key}'; allowed keys: {', '.join(allowed)}")
@@ -161,11 +160,12 @@ def _member(
         error(path + ("address",), f"{address} is already the address of member {seen[address]}")
         return None
     seen[address] = name
+    # No default in the schema: the first member is this host, the others are reached by ssh.
     connection = body.get("connection", "local" if first else "ssh")
     if connection not in CONNECTIONS:
         error(path + ("connection",), f"{connection!r} is not one of: {', '.join(CONNECTIONS)}")
         return None
-    user = body.get("ssh_user", "root")
+    user = body.get("ssh_user", default("member", "ssh_user"))
     if not isinstance(user, str) or not user:
         error(path + ("ssh_user",), f"must be a user name, not {user!r}")
         return None

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from .loader import KeyPath
-from .schema import Infra, Machine
+from .readers import Error
+from .schema import Infra, Machine, default
 
 ROLE = "front_door"
 WEBUI_ROLE = "open_webui"
 STT_KEY_VAR = "stt_server_api_key"
-DEFAULT_HTTPS_PORT = 443
 ALL_ADDRESSES = IPv4Address("0.0.0.0")
 # Inside the machine nginx listens on these ports; the proxy devices connect to them.
 INNER_HTTPS_PORT = 443
@@ -34,8 +34,6 @@ HTTPS_DEVICE = "aistack-https"
 STT_DEVICE = "aistack-stt"
 # A DNS name: labels of letters, digits and '-', not starting or ending with '-'.
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-Report = Callable[[KeyPath, str], None]
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def dns_name_problem(name: object) -> str | None:
     return None
 
 
-def _port(value: Any, path: KeyPath, report: Report) -> int | None:
+def _port(value: Any, path: KeyPath, report: Error) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         report(path, f"{value!r} is not a TCP port; use a whole number 1–65535")
         return None
@@ -171,7 +169,7 @@ def _certificate_problems(cert_file: str, key_file: str, now: dt.datetime) -> li
 
 
 def _door_machine(
-    infra: Infra, data: dict[str, Any], explicit: bool, report: Report
+    infra: Infra, data: dict[str, Any], explicit: bool, report: Error
 ) -> Machine | None:
     webuis = [m for m in infra.machines if WEBUI_ROLE in m.roles]
     chosen = data.get("machine")
@@ -209,7 +207,7 @@ def check(
     value: Any,
     infra: Infra,
     stt_host: dict[str, str],
-    report: Report,
+    report: Error,
     existing_file: Callable[[Any, KeyPath], str | None],
     port_holder: Callable[[int], str | None] = host_port_holder,
     now: dt.datetime | None = None,
@@ -223,7 +221,7 @@ def check(
         report(path, "must be a mapping (see docs/infra-yml.md, front_door), or left out")
         return None
     data = value or {}
-    enabled = data.get("enabled", True)
+    enabled = data.get("enabled", default("front_door", "enabled"))
     if not isinstance(enabled, bool):
         report(path + ("enabled",), f"must be true or false, not {enabled!r}")
         return None
@@ -248,7 +246,9 @@ def check(
             break
         listen.append(address)
 
-    https_port = _port(data.get("https_port", DEFAULT_HTTPS_PORT), path + ("https_port",), report)
+    https_port = _port(
+        data.get("https_port", default("front_door", "https_port")), path + ("https_port",), report
+    )
     stt_port = None
     if data.get("stt_port") is not None:
         stt_port = _port(data["stt_port"], path + ("stt_port",), report)

@@ -2,7 +2,9 @@
 
 The field tables are the single source for three consumers: the unknown-key
 check (with its "did you mean"), docs/infra-yml.md (a test fails when a field
-is missing there) and the validator itself.
+is missing there) and the validator itself, which takes every default from
+them through ``default()``. A default of None means "none", or, where a
+field's comment says so, a value inherited from elsewhere in the file.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("roles", "list of role names", default=()),
         Field("config", "mapping", default={}),
         Field("devices", "mapping", default={}),
+        # None: the machine inherits global.default_image and its domain's ephemeral.
         Field("image", "string", default=None),
         Field("ephemeral", "boolean", default=None),
         Field("vars", "mapping", default={}),
@@ -101,6 +104,14 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("stt_server", "machine name"),
     ),
 }
+
+_DEFAULTS = {name: {f.name: f.default for f in fields} for name, fields in SECTIONS.items()}
+
+
+def default(section: str, key: str) -> Any:
+    """What the validator uses for ``key`` of ``section`` when infra.yml leaves it out."""
+    return _DEFAULTS[section][key]
+
 
 GPU_POLICIES = ("exclusive", "shared")
 MACHINE_TYPES = ("lxc", "vm")

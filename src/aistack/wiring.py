@@ -25,6 +25,8 @@ CONSUMER_ROLE = "open_webui"
 OLLAMA_URL = "open_webui_ollama_base_url"
 STT_URL = "open_webui_stt_base_url"
 STT_HOST = "open_webui_stt_host"
+# Provider role → the consumer's URL variable and the path after host:port.
+_URLS = {"ollama_server": (OLLAMA_URL, ""), "stt_server": (STT_URL, "/v1")}
 # Sharing a GPU (gpu_sharing below).
 STT_OLLAMA_URL = "stt_server_ollama_url"
 OLLAMA_STT_MODEL = "ollama_server_stt_model"
@@ -140,23 +142,18 @@ def resolve(infra: Infra) -> tuple[dict[str, Wiring], list[tuple[KeyPath, str]]]
             continue
         variables: dict[str, str] = {}
         providers: dict[str, str] = {}
-        if OLLAMA_URL not in consumer.vars:
-            ollama, problem = _provider(infra, consumer, "ollama_server")
+        for role, (url_var, url_path) in _URLS.items():
+            if url_var in consumer.vars:
+                continue
+            provider, problem = _provider(infra, consumer, role)
             if problem:
                 problems.append(problem)
-            elif ollama is not None:
-                host = cluster.reachable_host(infra, consumer, ollama)
-                variables[OLLAMA_URL] = f"http://{host}:{_port(ollama, 'ollama_server')}"
-                providers["ollama_server"] = ollama.name
-        if STT_URL not in consumer.vars:
-            stt, problem = _provider(infra, consumer, "stt_server")
-            if problem:
-                problems.append(problem)
-            elif stt is not None:
-                host = cluster.reachable_host(infra, consumer, stt)
-                variables[STT_URL] = f"http://{host}:{_port(stt, 'stt_server')}/v1"
-                variables[STT_HOST] = stt.name
-                providers["stt_server"] = stt.name
+            elif provider is not None:
+                host = cluster.reachable_host(infra, consumer, provider)
+                variables[url_var] = f"http://{host}:{_port(provider, role)}{url_path}"
+                if role == "stt_server":
+                    variables[STT_HOST] = provider.name
+                providers[role] = provider.name
         result[consumer.name] = Wiring(variables, providers)
     return merged(result, gpu_sharing(infra)), problems
 

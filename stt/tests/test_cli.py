@@ -197,6 +197,27 @@ def test_check_names_every_unknown_or_bad_setting_of_an_env_file(tmp_path):
     ]
 
 
+def test_check_names_all_five_wrong_values_of_an_env_file_not_just_the_first(tmp_path):
+    env_file = tmp_path / "aistack-stt.env"
+    env_file.write_text(
+        "AISTACK_STT_PORT=0\n"
+        "AISTACK_STT_BEAM_SIZE=0\n"
+        "AISTACK_STT_DEVICE=tpu\n"
+        "AISTACK_STT_MAX_BATCH=0\n"
+        "AISTACK_STT_WYOMING_ALLOW=lan\n"
+    )
+    run = _check(env_file)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert sorted(run.stderr.splitlines()) == [
+        "aistack-stt: error: beam_size 0 is invalid; use 1 or more",
+        "aistack-stt: error: device 'tpu' is not one of auto, cpu, cuda",
+        "aistack-stt: error: max_batch 0 is invalid; use 1 or more",
+        "aistack-stt: error: port 0 is out of range; use 1-65535",
+        "aistack-stt: error: wyoming allow: 'lan' is not a network; use CIDRs such as "
+        "192.168.1.0/24, separated by commas",
+    ]
+
+
 def test_check_accepts_valid_settings_and_says_so(tmp_path):
     env_file = tmp_path / "aistack-stt.env"
     env_file.write_text(

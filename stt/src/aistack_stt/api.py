@@ -26,7 +26,8 @@ from .config import RESPONSE_FORMATS
 from .engine import Segment, Transcriber, TranscriptionRequest, TranscriptionResult
 from .errors import APIError, bad_param
 from .intake import ENVELOPE_BYTES, limited_receive
-from .models import DEFAULT_ALIAS, ModelManager
+from .model_names import DEFAULT_ALIAS
+from .models import ModelManager
 
 router = APIRouter()
 T = TypeVar("T")
@@ -340,9 +341,7 @@ def running_models(request: Request) -> dict:
     }
 
 
-@router.post(
-    "/api/ps/{model_id:path}", status_code=201, responses=errors(400, 401, 404, 409, 503)
-)
+@router.post("/api/ps/{model_id:path}", status_code=201, responses=errors(400, 401, 404, 409, 503))
 async def load_model(request: Request, model_id: str) -> JSONResponse:
     models: ModelManager = request.app.state.models
     if models.is_loaded(model_id):

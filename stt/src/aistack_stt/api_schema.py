@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from .config import RESPONSE_FORMATS
-from .models import DEFAULT_ALIAS, MAX_ID_CHARS
+from .model_names import DEFAULT_ALIAS, MAX_ID_CHARS
 from .silence import _RANGES as SILENCE_RANGES  # the ranges the parser checks
 from .silence import DEFAULT as DEFAULT_SILENCE
 from .silence import SilenceOptions

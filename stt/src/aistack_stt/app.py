@@ -27,7 +27,7 @@ from .config import Settings
 from .engine import Transcriber
 from .errors import APIError, error_response, install_handlers
 from .health import router as health_router
-from .intake import ENVELOPE_BYTES, DecodeSlots
+from .intake import ENVELOPE_BYTES, DecodeSlots, too_large
 from .live import create_live_router
 from .metrics import Metrics
 from .models import ModelManager
@@ -97,18 +97,8 @@ class _Guard(BaseHTTPMiddleware):
         # Refuse an oversized upload before reading it; without the header (or when it lies)
         # the body is counted as it arrives (api.py, intake.py).
         if length and length.isdigit() and int(length) > settings.max_upload_bytes + ENVELOPE_BYTES:
-            return error_response(_too_large(settings))
+            return error_response(too_large(settings.max_upload_mb))
         return None
-
-
-def _too_large(settings: Settings) -> APIError:
-    return APIError(
-        413,
-        f"the upload is larger than the limit of {settings.max_upload_mb:g} MB "
-        "(AISTACK_STT_MAX_UPLOAD_MB)",
-        param="file",
-        code="file_too_large",
-    )
 
 
 def _route_label(request: Request) -> str:
@@ -171,7 +161,7 @@ def create_app(
     inner = engine or Scheduler(app.state.models, settings.scheduler, metrics)
     app.state.engine = SpeechGate(inner, app.state.models)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
-    app.state.too_large = lambda: _too_large(settings)
+    app.state.too_large = lambda: too_large(settings.max_upload_mb)
     app.state.decodes = DecodeSlots(settings.max_decodes, settings.scheduler.max_queue)
     install_handlers(app)
     api_schema.install(app)  # /openapi.json: the multipart bodies and the error responses

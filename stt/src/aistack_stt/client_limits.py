@@ -28,6 +28,19 @@ log = logging.getLogger("aistack_stt.client_limits")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def check_proxies(name: str, value: str) -> str | None:
+    """The settings tree's check of `trusted_proxies`: the entry that is no address, if any."""
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return (
+                f"{name}: {item!r} is not an address or network; use addresses or CIDRs such "
+                "as 10.100.10.11 or 10.100.10.0/24, separated by commas"
+            )
+    return None
+
+
 def proxy_networks(text: str) -> tuple[Network, ...]:
     """`trusted_proxies` as networks (Settings has checked every entry)."""
     items = (part.strip() for part in text.split(","))

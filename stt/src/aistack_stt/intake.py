@@ -27,13 +27,24 @@ Receive = Callable[[], Awaitable[dict]]
 ENVELOPE_BYTES = 64 * 1024
 
 
+def _file_error(status: int, message: str, code: str) -> APIError:
+    return APIError(status, message, param="file", code=code)
+
+
 def upload_timeout(seconds: float) -> APIError:
-    return APIError(
+    return _file_error(
         408,
         f"the request body did not arrive within {seconds:g} s (AISTACK_STT_UPLOAD_TIMEOUT_S); "
         "the connection is closed",
-        param="file",
-        code="upload_timeout",
+        "upload_timeout",
+    )
+
+
+def too_large(max_upload_mb: float) -> APIError:
+    return _file_error(
+        413,
+        f"the upload is larger than the limit of {max_upload_mb:g} MB (AISTACK_STT_MAX_UPLOAD_MB)",
+        "file_too_large",
     )
 
 

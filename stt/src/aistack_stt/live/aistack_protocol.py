@@ -17,59 +17,32 @@ server → client
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import asdict
 
-from fastapi import WebSocket
-
-from ..config import StreamLimits
 from ..errors import APIError
-from .events import Event, as_message
-from .loop import (
+from .adapter import (
     CLOSE_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
+    LiveAdapter,
     Step,
     close_with_error,
 )
+from .events import Event, as_message
 from .options import OptionError, StreamOptions, parse_options
-from .session import LiveSession, Transcribe
 from .vad import SAMPLE_RATE
 
 
-class AistackProtocol:
-    def __init__(
-        self,
-        websocket: WebSocket,
-        limits: StreamLimits,
-        transcribe: Transcribe,
-        sid: str,
-        beam_size: int,
-    ) -> None:
-        self.websocket = websocket
-        self.limits = limits
-        self.transcribe = transcribe
-        self.sid = sid
-        self.beam_size = beam_size
-        self.session: LiveSession | None = None
-        self.closed = False
-        self.reason = "stop"
-        self._lock = asyncio.Lock()  # partials and finals are sent from their own tasks
+class AistackProtocol(LiveAdapter):
+    """The session starts with the start message (or the first audio) and ends with stop."""
 
-    async def send(self, message: dict) -> None:
-        if self.closed:
-            return
-        async with self._lock:
-            await self.websocket.send_json(message)
+    reason = "stop"  # what session.ended says
 
     async def emit(self, event: Event) -> None:
         await self.send(as_message(event))
-
-    async def opened(self) -> None:
-        pass  # session.started waits for the start message (or the first audio)
 
     async def handle(self, message: dict) -> Step:
         data, text = message.get("bytes"), message.get("text")
@@ -124,7 +97,7 @@ class AistackProtocol:
         return Step.CONTINUE
 
     async def _open(self, options: StreamOptions) -> None:
-        self.session = LiveSession(options, self.limits, self.transcribe, self.emit, self.beam_size)
+        self.session = self.new_session(options)
         await self.send(
             {
                 "type": "session.started",

@@ -1,62 +1,25 @@
-"""The one receive loop every live protocol runs, and what a protocol adapter supplies.
+"""The one receive loop every live protocol runs.
 
 The loop waits for the next client message, the session's end (auto_end's final, or a
 failed transcription), or the idle timeout, which does not count while a final is still
 being transcribed. Everything protocol-specific (message shapes, error events, close
-codes) is the adapter's.
+codes) is the adapter's (`LiveAdapter`, adapter.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from collections.abc import Awaitable
-from typing import Protocol
 
 from fastapi import WebSocket, WebSocketDisconnect
 
 from ..config import StreamLimits
 from ..errors import APIError
-from .session import LiveSession
-
-# WebSocket close codes (RFC 6455 section 7.4.1).
-CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG = 1000, 1008, 1009
-CLOSE_ERROR, CLOSE_TRY_LATER = 1011, 1013
+from .adapter import LiveAdapter, Step
 
 
-class Step(enum.Enum):
-    CONTINUE = "continue"  # read the next message
-    STOP = "stop"  # the client is done: finish the session normally
-    CLOSED = "closed"  # the adapter has closed the connection (a refusal)
-
-
-class ProtocolAdapter(Protocol):
-    session: LiveSession | None
-    closed: bool  # set by the loop when it ends; the adapter's send then does nothing
-
-    async def opened(self) -> None:
-        """The connection is accepted and authorised: greet the client."""
-
-    async def handle(self, message: dict) -> Step:
-        """One client message (ASGI `websocket.receive`: `bytes` or `text`)."""
-
-    async def session_ended(self) -> Step:
-        """The session ended by itself (auto_end's final was sent)."""
-
-    async def idle_timeout(self) -> None:
-        """Nothing came for `idle_timeout_s`: say so and close."""
-
-    async def finish(self) -> None:
-        """A normal end: wait for the session's finals, say goodbye, close."""
-
-    async def failed(self, exc: APIError) -> None:
-        """A transcription failed for a reason the client must hear: report and close."""
-
-
-async def receive_loop(
-    websocket: WebSocket, limits: StreamLimits, adapter: ProtocolAdapter
-) -> None:
+async def receive_loop(websocket: WebSocket, limits: StreamLimits, adapter: LiveAdapter) -> None:
     try:
         await adapter.opened()
         while True:
@@ -76,7 +39,7 @@ async def receive_loop(
             await adapter.session.close()
 
 
-async def _next(websocket: WebSocket, limits: StreamLimits, adapter: ProtocolAdapter) -> Step:
+async def _next(websocket: WebSocket, limits: StreamLimits, adapter: LiveAdapter) -> Step:
     session = adapter.session
     waiter = asyncio.ensure_future(websocket.receive())
     ended = asyncio.ensure_future(session.ended.wait()) if session is not None else None
@@ -129,10 +92,3 @@ async def _unless_gone(websocket: WebSocket, work: Awaitable[None]) -> None:
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
-
-
-async def close_with_error(websocket: WebSocket, code: int, error: str, message: str) -> None:
-    """The aistack protocol's refusal: an error event, then a close naming the reason."""
-    with contextlib.suppress(Exception):
-        await websocket.send_json({"type": "error", "code": error, "message": message})
-        await websocket.close(code=code, reason=error)

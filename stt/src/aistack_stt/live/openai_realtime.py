@@ -20,7 +20,6 @@ semantic_vad, and everything about responses (this is speech-to-text only).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -30,14 +29,11 @@ from collections.abc import Mapping
 
 import av
 import numpy as np
-from fastapi import WebSocket
 
-from ..config import StreamLimits
 from ..errors import APIError
+from .adapter import CLOSE_ERROR, CLOSE_POLICY, CLOSE_TOO_BIG, LiveAdapter, Step
 from .events import Event, Final, Partial, SpeechStarted, SpeechStopped
-from .loop import CLOSE_ERROR, CLOSE_POLICY, CLOSE_TOO_BIG, Step
 from .options import OptionError, StreamOptions, parse_options
-from .session import LiveSession, Transcribe
 
 _event_ids = itertools.count(1)
 
@@ -126,60 +122,30 @@ def _describe(options: StreamOptions, use_vad: bool, sid: str) -> dict:
     }
 
 
-class RealtimeProtocol:
-    def __init__(
-        self,
-        websocket: WebSocket,
-        limits: StreamLimits,
-        transcribe: Transcribe,
-        sid: str,
-        beam_size: int,
-    ) -> None:
-        self.websocket = websocket
-        self.limits = limits
-        self.transcribe = transcribe
-        self.sid = sid
-        self.beam_size = beam_size
+class RealtimeProtocol(LiveAdapter):
+    """A session exists from the start (OpenAI's clients send audio first); an update before
+    any audio replaces it."""
+
+    def __init__(self, *args, **kwargs) -> None:  # LiveAdapter's arguments
+        super().__init__(*args, **kwargs)
         self.options, self.use_vad = StreamOptions(), True
-        self.session: LiveSession | None = self._session()
-        self.closed = False
+        self.session = self.new_session(self.options, self.use_vad)
         self._resample = Resampler24k()
         self._sent_delta: dict[int, str] = {}
-        self._lock = asyncio.Lock()
-
-    def _session(self) -> LiveSession:
-        return LiveSession(
-            self.options, self.limits, self.transcribe, self.emit, self.beam_size, self.use_vad
-        )
 
     def _item(self, n: int) -> str:
         return f"item_{self.sid}_{n}"
 
-    async def send(self, message: dict) -> None:
-        if self.closed:
-            return
-        async with self._lock:
-            await self.websocket.send_json(message)
+    async def _speech(self, what: str, n: int, **at_ms: int) -> None:
+        await self.send(_event(f"input_audio_buffer.speech_{what}", **at_ms, item_id=self._item(n)))
 
     async def emit(self, event: Event) -> None:
         """A session event as OpenAI's event(s)."""
         n = event.utterance
         if isinstance(event, SpeechStarted):
-            await self.send(
-                _event(
-                    "input_audio_buffer.speech_started",
-                    audio_start_ms=int(event.start * 1000),
-                    item_id=self._item(n),
-                )
-            )
+            await self._speech("started", audio_start_ms=int(event.start * 1000), n=n)
         elif isinstance(event, SpeechStopped):
-            await self.send(
-                _event(
-                    "input_audio_buffer.speech_stopped",
-                    audio_end_ms=int(event.end * 1000),
-                    item_id=self._item(n),
-                )
-            )
+            await self._speech("stopped", audio_end_ms=int(event.end * 1000), n=n)
         elif isinstance(event, Partial):
             before, now = self._sent_delta.get(n, ""), event.committed
             if len(now) > len(before):
@@ -278,7 +244,7 @@ class RealtimeProtocol:
         except OptionError as exc:
             await self.send(_error("invalid_value", str(exc), exc.param))
             return
-        self.session = self._session()
+        self.session = self.new_session(self.options, self.use_vad)
         await self.send(
             _event(
                 "transcription_session.updated",

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from fastapi import APIRouter, WebSocket
 
 from ..config import StreamLimits
+from .adapter import CLOSE_POLICY, CLOSE_TRY_LATER, close_with_error
 from .aistack_protocol import AistackProtocol
-from .loop import CLOSE_POLICY, CLOSE_TRY_LATER, close_with_error, receive_loop
+from .loop import receive_loop
 from .openai_realtime import RealtimeProtocol
 from .session import Transcribe
 

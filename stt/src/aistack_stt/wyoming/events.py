@@ -49,12 +49,7 @@ async def read_event(reader: asyncio.StreamReader, max_bytes: int) -> Event | No
         raise ProtocolError(f"event header longer than {max_bytes} bytes") from None
     if len(line) > max_bytes:
         raise ProtocolError(f"event header longer than {max_bytes} bytes")
-    try:
-        header = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ProtocolError(f"event header is not JSON: {_preview(line)}") from None
-    if not isinstance(header, dict):
-        raise ProtocolError(f"event header is not a JSON object: {_preview(line)}")
+    header = _json_object(line, "event header")
     kind = header.get("type")
     if not isinstance(kind, str) or not _TYPE.match(kind):
         raise ProtocolError(f"event header has no valid type: {_preview(line)}")
@@ -65,13 +60,7 @@ async def read_event(reader: asyncio.StreamReader, max_bytes: int) -> Event | No
     payload_length = _length(header, "payload_length", kind, max_bytes)
     try:
         if data_length:
-            raw = await reader.readexactly(data_length)
-            try:
-                extra = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-                raise ProtocolError(f"{kind}: data is not JSON: {_preview(raw)}") from None
-            if not isinstance(extra, dict):
-                raise ProtocolError(f"{kind}: data is not a JSON object")
+            extra = _json_object(await reader.readexactly(data_length), f"{kind}: data")
             data = {**data, **extra}
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
@@ -110,3 +99,14 @@ def _length(header: dict[str, Any], name: str, kind: str, max_bytes: int) -> int
 def _preview(raw: bytes) -> str:
     """A short, printable rendering of what the peer sent, for the log."""
     return repr(raw[:60].strip()) + ("..." if len(raw) > 60 else "")
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """`raw` as a JSON object; a `ProtocolError` naming `what` when it is not one."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ProtocolError(f"{what} is not JSON: {_preview(raw)}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} is not a JSON object: {_preview(raw)}")
+    return value

@@ -16,7 +16,8 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 
 from .. import __version__
 from ..errors import APIError
-from ..models import DEFAULT_ALIAS, ModelManager
+from ..model_names import DEFAULT_ALIAS
+from ..models import ModelManager
 from .events import Event
 
 PROGRAM = "aistack-stt"

@@ -1,0 +1,223 @@
+"""The sub-trees of the settings: `scheduler`, `stream`, `wyoming` and `vram` (config.py holds
+the root, `Settings`, and says how the tree is read and checked).
+
+Each leaf carries what it allows (`ge=1`, `choices=...`, `check=...`); `Checked` runs the one
+loop over them when a node is built.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .config_options import AUTOMATIC, Checked, ConfigError
+from .config_options import option as _opt
+
+SEPARATE_LANES = ("auto", "always", "never")
+
+
+def _http_url(name: str, value: str) -> str | None:
+    url = value.strip()
+    if not url or re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        return None
+    return f"{name} {value!r} is not an http(s) URL; use http://HOST:11434, or leave it empty"
+
+
+def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated CIDRs as networks; a wrong one is a `ConfigError` naming it."""
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"wyoming allow: {item!r} is not a network; use CIDRs such as "
+                "192.168.1.0/24, separated by commas"
+            ) from None
+    return networks
+
+
+def _networks(name: str, value: str) -> str | None:
+    try:
+        parse_networks(value)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class SchedulerSettings(Checked):
+    """Lanes, batching and backpressure (scheduling/)."""
+
+    short_audio_s: float = _opt(
+        15.0, "audio up to this long (seconds) uses the hot lane", ge=0, unit="seconds"
+    )
+    max_batch: int = _opt(
+        4, "windows per CTranslate2 call (bench/stt_batching.py: 8 was slower on CPU)", ge=1
+    )
+    max_queue: int = _opt(
+        512, "requests admitted (waiting or running) before 503 `queue_full`", ge=1
+    )
+    request_timeout_s: float = _opt(
+        900.0, "deadline per request in seconds (504 after it)", gt=0, unit="seconds"
+    )
+    bulk_nice: int = _opt(
+        10, "CPU priority of the bulk lane (0: share the cores evenly)", ge=0, le=19
+    )
+    bulk_workers: int = _opt(
+        0,
+        "bulk batches decoded side by side; `0` automatic: one per core (or per "
+        "`AISTACK_STT_CPU_THREADS`), at most 4, on CPU; 1 on GPU",
+        ge=0,
+        means=AUTOMATIC,
+    )
+    batch_wait_s: float = _opt(
+        0.25,
+        "bulk lane: longest wait for a burst to arrive before batching (a lone file waits a "
+        "fifth of it)",
+        ge=0,
+        le=10,
+        unit="seconds",
+    )
+    separate_lanes: str = _opt(
+        "auto",
+        "`auto`: own bulk model copy on CPU only; `always`; `never` (one model for both lanes)",
+        choices=SEPARATE_LANES,
+    )
+
+
+@dataclass(frozen=True)
+class StreamLimits(Checked):
+    """Limits of live sessions (live/); variables AISTACK_STT_STREAM_*."""
+
+    label: ClassVar[str] = "stream"
+
+    max_sessions: int = _opt(
+        16, "live sessions at once (close 1013 `too_many_sessions` above)", ge=1
+    )
+    max_frame_bytes: int = _opt(
+        256 * 1024, "largest audio frame (close 1009 `frame_too_large`); 8 s of audio", ge=1
+    )
+    idle_timeout_s: float = _opt(
+        30.0,
+        "no message for this long while nothing is being transcribed ends the session",
+        gt=0,
+        unit="seconds",
+    )
+    max_utterance_s: float = _opt(
+        30.0,
+        "an utterance longer than this (1-30 s) is finalised and continued as the next",
+        ge=1,
+        le=30,
+        unit="seconds",
+    )
+    max_sessions_per_client: int = _opt(
+        4,
+        "live sessions at once from one client address (close 1013 `too_many_sessions`); "
+        "behind a reverse proxy every client has the proxy's address",
+        ge=1,
+    )
+
+
+@dataclass(frozen=True)
+class WyomingSettings(Checked):
+    """The Wyoming server (wyoming/): where it listens and how much one connection may ask of
+    it; variables AISTACK_STT_WYOMING_*."""
+
+    label: ClassVar[str] = "wyoming"
+
+    enabled: bool = _opt(
+        True, "serve Wyoming (Home Assistant) beside the HTTP API; `false`: no port is opened"
+    )
+    host: str = _opt("0.0.0.0", "address the Wyoming server listens on")  # noqa: S104
+    port: int = _opt(
+        10300,  # the port Home Assistant's Wyoming integration suggests for STT
+        "TCP port of the Wyoming server; a port that cannot be bound stops the server at start "
+        "(`0`: any free port)",
+        ge=0,
+        le=65535,
+        means={0: "any free port"},
+    )
+    max_connections: int = _opt(
+        16, "open Wyoming connections; the next one gets an `error` event and is closed", ge=1
+    )
+    max_audio_s: float = _opt(
+        120.0,  # kept as 16 kHz float32: 7.7 MB at 120 s
+        "seconds of audio one Wyoming request may send (1-3600; kept as 16 kHz float32, 7.7 MB "
+        "at 120 s, whatever the client's format)",
+        ge=1,
+        le=3600,
+        unit="seconds",
+    )
+    max_event_bytes: int = _opt(
+        1024 * 1024,
+        "largest header line, data block and payload of one Wyoming event, each",
+        ge=4096,
+    )
+    idle_timeout_s: float = _opt(
+        60.0,
+        "a Wyoming connection that sends nothing (or reads nothing) for this long is closed",
+        gt=0,
+        unit="seconds",
+    )
+    # Wyoming has no authentication, so this is its only gate besides the network.
+    allow: str = _opt(
+        "",
+        "source networks allowed to connect over Wyoming, comma-separated CIDRs "
+        "(`192.168.1.0/24,10.100.10.0/24`); empty: anyone who reaches the port",
+        shown="empty",
+        check=_networks,
+    )
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return parse_networks(self.allow)
+
+    def allows(self, address: str) -> bool:
+        """Whether a client at `address` may connect (always, when `allow` is empty)."""
+        networks = self.networks()
+        if not networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in networks)
+
+
+@dataclass(frozen=True)
+class VramSettings(Checked):
+    """Sharing one GPU with Ollama (vram/): what is checked before a model loads on CUDA;
+    variables AISTACK_STT_VRAM_*."""
+
+    label: ClassVar[str] = "vram"
+
+    guard: bool = _opt(
+        True,
+        "on CUDA, read free GPU memory (NVML) before a model loads and make room: first this "
+        "server's idle models, then idle Ollama models; 503 `insufficient_vram` when there is "
+        "still too little. `false`: load and let CUDA fail",
+    )
+    ollama_url: str = _opt(
+        "",
+        "the Ollama on the same GPU (`http://127.0.0.1:11434`), asked to unload idle models "
+        "(`keep_alive: 0`) when room is short; empty: Ollama is not asked",
+        shown="empty",
+        check=_http_url,
+    )
+    margin_mb: int = _opt(
+        512,
+        "MiB kept free on top of a model's estimated need (see [GPU memory](#gpu-memory))",
+        ge=0,
+        unit="MiB",
+    )
+    wait_s: float = _opt(
+        15.0,
+        "seconds to wait for the memory Ollama gives back to show up as free (0-300)",
+        ge=0,
+        le=300,
+        unit="seconds",
+    )

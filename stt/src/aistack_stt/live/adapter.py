@@ -1,0 +1,115 @@
+"""The base of every live protocol adapter, and the words it shares with the receive loop.
+
+A protocol adapter translates one wire format to and from the live session: client messages
+in (`handle`), the session's typed events out (`emit`), and the protocol's way of greeting,
+timing out, finishing and failing. The receive loop (loop.py) drives it; the behaviour (VAD,
+partials, finals) lives once, in `LiveSession` (session.py).
+
+`LiveAdapter` holds what every adapter has: the connection, the stream limits, the
+transcriber, the session id and beam size, the session (once there is one), and `send`, which
+serialises messages (partials and finals are sent from their own tasks) and drops them once the
+loop has ended (`closed`). A new protocol subclasses it and writes the six hooks below; a
+transport other than a WebSocket (a gRPC stream, say) overrides `write` too. Event loop only:
+the lock is an asyncio lock, and nothing here blocks.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import enum
+
+from fastapi import WebSocket
+
+from ..config import StreamLimits
+from ..errors import APIError
+from .events import Event
+from .options import StreamOptions
+from .session import LiveSession, Transcribe
+
+# WebSocket close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG = 1000, 1008, 1009
+CLOSE_ERROR, CLOSE_TRY_LATER = 1011, 1013
+
+
+class Step(enum.Enum):
+    """What the loop does after an adapter's hook."""
+
+    CONTINUE = "continue"  # read the next message
+    STOP = "stop"  # the client is done: finish the session normally
+    CLOSED = "closed"  # the adapter has closed the connection (a refusal)
+
+
+class LiveAdapter(abc.ABC):
+    """One live connection in one protocol (see the module docstring)."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        limits: StreamLimits,
+        transcribe: Transcribe,
+        sid: str,
+        beam_size: int,
+    ) -> None:
+        self.websocket = websocket
+        self.limits = limits
+        self.transcribe = transcribe
+        self.sid = sid
+        self.beam_size = beam_size
+        self.session: LiveSession | None = None
+        self.closed = False  # set by the loop when it ends; `send` then does nothing
+        self._send_lock = asyncio.Lock()  # guards the connection's writes
+
+    async def send(self, message: dict) -> None:
+        """One message to the client, whole, after any other in flight; none once closed."""
+        if self.closed:
+            return
+        async with self._send_lock:
+            await self.write(message)
+
+    async def write(self, message: dict) -> None:
+        """Put one message on the wire (called under the send lock): JSON over the WebSocket."""
+        await self.websocket.send_json(message)
+
+    def new_session(self, options: StreamOptions, use_vad: bool = True) -> LiveSession:
+        """A live session whose events come back through `emit`."""
+        return LiveSession(
+            options, self.limits, self.transcribe, self.emit, self.beam_size, use_vad
+        )
+
+    async def opened(self) -> None:
+        """The connection is accepted and authorised: greet the client (default: nothing)."""
+        return None
+
+    @abc.abstractmethod
+    async def emit(self, event: Event) -> None:
+        """One session event (speech started/stopped, partial, final) in this protocol."""
+
+    @abc.abstractmethod
+    async def handle(self, message: dict) -> Step:
+        """One client message (ASGI `websocket.receive`: `bytes` or `text`)."""
+
+    @abc.abstractmethod
+    async def session_ended(self) -> Step:
+        """The session ended by itself (auto_end's final was sent)."""
+
+    @abc.abstractmethod
+    async def idle_timeout(self) -> None:
+        """Nothing came for `idle_timeout_s`: say so and close."""
+
+    @abc.abstractmethod
+    async def finish(self) -> None:
+        """A normal end: wait for the session's finals, say goodbye, close."""
+
+    @abc.abstractmethod
+    async def failed(self, exc: APIError) -> None:
+        """A transcription failed for a reason the client must hear: report and close."""
+
+
+async def close_with_error(websocket: WebSocket, code: int, error: str, message: str) -> None:
+    """The aistack protocol's refusal: an error event, then a close naming the reason (also
+    used before any adapter runs: a wrong key, too many sessions)."""
+    with contextlib.suppress(Exception):
+        await websocket.send_json({"type": "error", "code": error, "message": message})
+        await websocket.close(code=code, reason=error)
