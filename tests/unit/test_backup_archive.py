@@ -263,3 +263,23 @@ def test_the_webui_snapshot_holds_what_a_running_writer_committed_and_restores_w
     assert (data / ".webui_secret_key").read_text() == "session-key"
     assert not (data / "cache").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["open-webui", "snap.tar.gz"]
+
+
+def test_a_flipped_byte_anywhere_in_the_archive_is_refused(tmp_path: Path, capsys) -> None:
+    """In a member, in a tar header, in the padding tarfile never reads, in gzip's trailer."""
+    root = _checkout(tmp_path / "checkout")
+    archive = _pack(root, _stage(tmp_path, {"web": bytes(range(256)) * 400}), capsys)
+    data = archive.read_bytes()
+    target = _checkout(tmp_path / "target")
+    before = _files(target)
+    for position in (len(data) // 4, len(data) // 2, len(data) - 30, len(data) - 2):
+        damaged = bytearray(data)
+        damaged[position] ^= 0xFF
+        bad = tmp_path / "bad.tar.gz"
+        bad.write_bytes(bytes(damaged))
+        code = main(
+            ["--root", str(target), "unpack", "--file", str(bad), "--stage", str(tmp_path / "s")]
+        )
+        assert code == 2, position
+        assert "is damaged" in capsys.readouterr().err, position
+    assert _files(target) == before

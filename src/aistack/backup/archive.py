@@ -16,12 +16,14 @@ that the members are exactly those the manifest lists, and every checksum.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import os
 import tarfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -126,10 +128,22 @@ def _read_manifest(tar: tarfile.TarFile, where: Path) -> dict:
     return manifest
 
 
+def _check_gzip(path: Path) -> None:
+    """Read the whole gzip stream once: its CRC covers the bytes tarfile never reads (the
+    padding after the last member), so any flipped byte anywhere is found."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ArchiveError(f"{path} is damaged or not a gzip'd tar archive ({exc})") from None
+
+
 def read_archive(path: Path) -> Contents:
     """Read and check the whole archive; `ArchiveError` on the first thing that is wrong."""
     if not path.is_file():
         raise ArchiveError(f"{path} does not exist (or is not a file)")
+    _check_gzip(path)
     found: dict[str, bytes] = {}
     modes: dict[str, int] = {}
     try:
@@ -150,14 +164,14 @@ def read_archive(path: Path) -> Contents:
                 assert stream is not None
                 found[member.name] = stream.read()
                 modes[member.name] = member.mode & 0o777
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise ArchiveError(f"{path} is damaged or not a gzip'd tar archive ({exc})") from None
     missing = sorted(set(files) - set(found))
     extra = sorted(set(found) - set(files))
     if missing or extra:
         raise ArchiveError(
-            f"{path}: the files do not match its manifest (missing: {missing or 'none'}, "
-            f"not listed: {extra or 'none'})"
+            f"{path} is damaged or was changed: the files do not match its manifest (missing: "
+            f"{missing or 'none'}, not listed: {extra or 'none'})"
         )
     bad = sorted(name for name, data in found.items() if _sha256(data) != files[name])
     if bad:
