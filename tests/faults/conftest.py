@@ -71,6 +71,11 @@ def project_exists() -> bool:
 def checkout() -> Checkout:
     """A fresh copy under .cache/faults, its infra.yml the faults stack's."""
     copy = make_checkout(ROOT / ".cache" / "faults" / "aistack")
+    # The example's generated inventory and vars go: `make sync` writes the faults stack's,
+    # and a machine of the example left in the inventory would be applied too.
+    for folder in ("inventory", "host_vars", "group_vars"):
+        for generated in (copy.path / folder).glob("*.yml"):
+            generated.unlink()
     (copy.path / "infra.yml").write_text(INFRA)
     return copy
 
