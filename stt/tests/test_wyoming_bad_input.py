@@ -45,9 +45,11 @@ def _event(kind: str, data: dict | None = None, payload: bytes = b"") -> bytes:
 FORMAT = {"rate": 16000, "width": 2, "channels": 1}
 
 
-async def _exchange(live: WyomingLive, data: bytes, close: bool = False) -> list[dict]:
+async def _exchange(
+    live: WyomingLive, data: bytes, close: bool = False, source: str = "127.0.0.1"
+) -> list[dict]:
     """Send `data`; return the event headers the server sends until it closes the connection."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port, local_addr=(source, 0))
     try:
         writer.write(data)
         await writer.drain()
@@ -62,8 +64,10 @@ async def _exchange(live: WyomingLive, data: bytes, close: bool = False) -> list
     while received:
         line, _, received = received.partition(b"\n")
         header = json.loads(line)
-        skip = header.get("data_length", 0) + header.get("payload_length", 0)
-        received = received[skip:]
+        data_length = header.get("data_length", 0)
+        if data_length:  # the event's data follows its header line
+            header["data"] = {**header.get("data", {}), **json.loads(received[:data_length])}
+        received = received[data_length + header.get("payload_length", 0) :]
         events.append(header)
     return events
 
@@ -201,23 +205,31 @@ def test_a_silent_client_is_closed_after_the_idle_timeout(
     _still_serving(wyoming_server)
 
 
+async def _hold(live: WyomingLive, sources: list[str]) -> list[tuple]:
+    """Connections from these addresses, each registered (it answered a describe)."""
+    held = []
+    for source in sources:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", live.port, local_addr=(source, 0)
+        )
+        held.append((reader, writer))
+        writer.write(_event("describe"))
+        await writer.drain()
+        assert await _read_one(reader) == "info"
+    return held
+
+
 def test_connections_over_the_limit_are_refused_and_the_rest_still_served(
     wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture
 ) -> None:
     wyoming_server.wait_until_idle()
+    # One connection per address: the server's limit is met, no address's share is.
+    sources = [f"127.0.0.{n}" for n in range(1, LIMITS.max_connections + 1)]
 
     async def run() -> tuple[list[dict], str]:
-        held = [
-            await asyncio.open_connection("127.0.0.1", wyoming_server.port)
-            for _ in range(LIMITS.max_connections)
-        ]
+        held = await _hold(wyoming_server, sources)
         try:
-            # Each held connection is registered once it answers a describe.
-            for reader, writer in held:
-                writer.write(_event("describe"))
-                await writer.drain()
-                await _read_one(reader)
-            refused = await _exchange(wyoming_server, _event("describe"))
+            refused = await _exchange(wyoming_server, _event("describe"), source="127.0.0.99")
             # A held connection still works while the extra one is refused.
             reader, writer = held[0]
             writer.write(_event("describe"))
@@ -230,8 +242,35 @@ def test_connections_over_the_limit_are_refused_and_the_rest_still_served(
 
     refused, still = asyncio.run(run())
     assert [e["type"] for e in refused] == ["error"]
+    assert "too many Wyoming connections: 3 are open" in refused[0]["data"]["text"]
     assert still == "info"
-    assert _logged(wy_log, "MAX_CONNECTIONS")
+    assert _logged(wy_log, "(AISTACK_STT_WYOMING_MAX_CONNECTIONS)")
+    _still_serving(wyoming_server)
+
+
+def test_one_address_holds_at_most_half_the_connections_and_another_is_served(
+    wyoming_server: WyomingLive, wy_log: pytest.LogCaptureFixture
+) -> None:
+    wyoming_server.wait_until_idle()
+    share = max(2, LIMITS.max_connections // 2)
+
+    async def run() -> list[dict]:
+        held = await _hold(wyoming_server, ["127.0.0.2"] * share)
+        try:
+            refused = await _exchange(wyoming_server, _event("describe"), source="127.0.0.2")
+            # _hold asserts that the other address gets its info.
+            served = await _hold(wyoming_server, ["127.0.0.3"])
+            served[0][1].close()
+        finally:
+            for _, writer in held:
+                writer.close()
+        return refused
+
+    refused = asyncio.run(run())
+    assert [e["type"] for e in refused] == ["error"]
+    assert refused[0]["data"]["code"] == "too_many_connections"
+    assert f"from this address: {share} are open" in refused[0]["data"]["text"]
+    assert _logged(wy_log, "half of AISTACK_STT_WYOMING_MAX_CONNECTIONS")
     _still_serving(wyoming_server)
 
 

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn  # imported late: `--help` and config errors stay fast
 
-    from . import logfilters, serving
+    from . import client_limits, logfilters, serving
     from .app import create_app
 
     logging.basicConfig(
@@ -133,20 +133,31 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     before, open_files = serving.raise_open_file_limit()
     connections = serving.connection_budget(settings, open_files)
+    per_client = client_limits.AddressCounter(
+        client_limits.per_client_limit(settings.max_connections_per_client, connections)
+    )
+    proxies = client_limits.proxy_networks(settings.trusted_proxies)
+    app.state.client_connections = per_client
     logging.getLogger("aistack_stt").info(
-        "open-file limit %d%s; at most %d connections at once",
+        "open-file limit %d%s; at most %d connections at once, %d per client address",
         open_files,
         f" (raised from {before})" if open_files != before else "",
         connections,
+        per_client.limit,
     )
     try:
         uvicorn.run(
-            app,
+            # Requests through the front door count per client it names (client_limits.py);
+            # uvicorn's own proxy-header handling is off, this is the one place that reads them.
+            client_limits.PerClientRequests(app, per_client, proxies),
+            proxy_headers=False,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
             log_config=logfilters.log_config(),
-            http=serving.protocol_class(connections, settings.header_timeout_s),
+            http=serving.protocol_class(
+                connections, settings.header_timeout_s, per_client, proxies
+            ),
             backlog=min(2048, max(128, connections)),
             # SIGTERM: what is still open after this is cancelled, so a stuck client (a
             # trickled upload, a session waiting on a final) cannot keep the server up.

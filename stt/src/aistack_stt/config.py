@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from aistack_stt.client_limits import check_proxies
 from aistack_stt.compute import COMPUTE_TYPES, DEVICES
 from aistack_stt.config_live import LiveSettings
 from aistack_stt.config_loader import ENV_PREFIX, Leaf, load
@@ -144,6 +145,22 @@ class Settings(Checked):
         gt=0,
         le=3600,
         unit="seconds",
+    )
+    max_connections_per_client: int = _opt(
+        0,
+        "HTTP and WebSocket connections one client address may hold open; the next is "
+        "answered 503 `too_many_connections`. `0`: a quarter of `max_connections` (8 or "
+        "more). Wyoming allows half of `wyoming_max_connections` (2 or more) per address",
+        ge=0,
+        means=AUTOMATIC,
+    )
+    trusted_proxies: str = _opt(
+        "",
+        "addresses or CIDRs of reverse proxies (the front door), comma-separated, whose "
+        "`X-Real-IP`/`X-Forwarded-For` names the client: their requests count per that "
+        "client and the log shows it; empty: none",
+        shown="empty",
+        check=check_proxies,
     )
     max_audio_s: float = _opt(
         1800.0,  # 16 kHz float32: 115 MB at 1800 s

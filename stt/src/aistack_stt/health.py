@@ -45,13 +45,21 @@ def _vram(models) -> dict:
 
 
 def _load(state) -> dict:
-    """Queue depth and batch sizes from the engine, and the live sessions open now."""
+    """Queue depth and batch sizes from the engine, live sessions and decodes in flight, and
+    connections per client address."""
     engine: Transcriber = state.engine
     sessions: SessionCounter = state.sessions
-    return {
+    decodes = state.decodes
+    load = {
         "scheduler": engine.health(),
         "streams": {"active": sessions.active, "limit": sessions.limit},
+        # Uploads being decoded now, and waiting for a decode slot (intake.DecodeSlots).
+        "decodes": {"running": decodes.running, "waiting": decodes.waiting, "limit": decodes.limit},
     }
+    counter = getattr(state, "client_connections", None)  # set by `serve` (client_limits.py)
+    if counter is not None:
+        load["clients"] = counter.health()
+    return load
 
 
 @router.get("/health")

@@ -11,7 +11,9 @@ process runs out of file descriptors; then nobody is served, and asyncio's accep
   the next one is answered 503 `too_many_connections` and closed at once, so the descriptors
   never run out and a client learns why;
 - a connection that has not sent its request headers within `header_timeout_s` is closed, so
-  idle or slow (slowloris) connections give their place back to real clients.
+  idle or slow (slowloris) connections give their place back to real clients;
+- one client address holds at most `max_connections_per_client` of those places
+  (client_limits.py), so a single machine cannot shut the others out meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import resource
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .client_limits import AddressCounter, Network, busy_body, is_trusted
 from .config import Settings
 
 log = logging.getLogger("aistack_stt.serving")
@@ -53,6 +56,13 @@ def connection_budget(settings: Settings, open_files: int | None = None) -> int:
     return max(8, spare // 2)
 
 
+def _head(body: bytes) -> bytes:
+    return (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Retry-After: 5\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
 def _busy_response(limit: int) -> bytes:
     body = json.dumps(
         {
@@ -65,19 +75,25 @@ def _busy_response(limit: int) -> bytes:
             }
         }
     ).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        f"Retry-After: 5\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    return _head(body)
 
 
-def protocol_class(max_connections: int, header_timeout_s: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with the connection cap and the request-header deadline."""
+def protocol_class(
+    max_connections: int,
+    header_timeout_s: float,
+    per_client: AddressCounter | None = None,
+    proxies: tuple[Network, ...] = (),
+) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with the connection caps and the request-header deadline.
+
+    Connections from `proxies` are not counted per address here (PerClientRequests counts
+    their requests per client instead)."""
     busy = _busy_response(max_connections)
+    busy_client = _head(busy_body(per_client.limit)) if per_client is not None else b""
 
     class GuardedH11Protocol(H11Protocol):
         _deadline = None
+        _address: str | None = None
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -89,6 +105,19 @@ def protocol_class(max_connections: int, header_timeout_s: float) -> type[H11Pro
                 transport.write(busy)
                 transport.close()
                 return
+            peer = self.client[0] if self.client else ""
+            if per_client is not None and not is_trusted(peer, proxies):
+                if not per_client.acquire(peer):
+                    log.warning(
+                        "refused a connection from %s: it has %d open "
+                        "(AISTACK_STT_MAX_CONNECTIONS_PER_CLIENT)",
+                        peer,
+                        per_client.limit,
+                    )
+                    transport.write(busy_client)
+                    transport.close()
+                    return
+                self._address = peer
             self._deadline = self.loop.call_later(header_timeout_s, self._no_request)
 
         def _no_request(self) -> None:
@@ -102,9 +131,30 @@ def protocol_class(max_connections: int, header_timeout_s: float) -> type[H11Pro
                 )
                 self.transport.close()
 
+        def handle_websocket_upgrade(self, event) -> None:  # type: ignore[override]
+            # uvicorn hands the transport to a WebSocket protocol object and never calls this
+            # one's connection_lost: the address's place moves with it, released when it closes.
+            super().handle_websocket_upgrade(event)
+            if self._deadline is not None:
+                self._deadline.cancel()
+            address, self._address = self._address, None
+            if address is None or per_client is None:
+                return
+            socket_protocol = self.transport.get_protocol()
+            lost = socket_protocol.connection_lost
+
+            def connection_lost(exc: Exception | None) -> None:
+                per_client.release(address)
+                lost(exc)
+
+            socket_protocol.connection_lost = connection_lost
+
         def connection_lost(self, exc: Exception | None) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
+            if self._address is not None and per_client is not None:
+                per_client.release(self._address)
+                self._address = None
             super().connection_lost(exc)
 
     return GuardedH11Protocol

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import socket
 
+from ..client_limits import AddressCounter, wyoming_per_client_limit
 from ..config import WyomingSettings
 from .discovery import Announcer
 from .events import Event, write_event
@@ -27,6 +28,8 @@ class WyomingServer:
         self._socket: socket.socket | None = None
         self._connections: set[asyncio.Task] = set()
         self.announcer: Announcer | None = None
+        # One address (a misbehaving machine) cannot take every place (client_limits.py).
+        self.per_client = AddressCounter(wyoming_per_client_limit(settings.max_connections))
 
     @property
     def port(self) -> int:
@@ -97,6 +100,10 @@ class WyomingServer:
         if len(self._connections) >= self.settings.max_connections:
             await self._refuse(writer)
             return
+        address = peer[0] if isinstance(peer, tuple) else ""
+        if not self.per_client.acquire(address):
+            await self._refuse(writer, per_client=True)
+            return
         self._connections.add(task)
         try:
             await Connection(reader, writer, self.services, self.settings).run()
@@ -108,13 +115,19 @@ class WyomingServer:
             writer.close()
         finally:
             self._connections.discard(task)
+            self.per_client.release(address)
 
-    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+    async def _refuse(self, writer: asyncio.StreamWriter, per_client: bool = False) -> None:
         limit = self.settings.max_connections
         reason = (
             f"too many Wyoming connections: {limit} are open "
             "(AISTACK_STT_WYOMING_MAX_CONNECTIONS); try again later"
         )
+        if per_client:
+            reason = (
+                f"too many Wyoming connections from this address: {self.per_client.limit} "
+                "are open (half of AISTACK_STT_WYOMING_MAX_CONNECTIONS); try again later"
+            )
         log.warning(
             "wyoming %s: refusing the connection: %s", writer.get_extra_info("peername"), reason
         )
