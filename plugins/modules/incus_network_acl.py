@@ -103,9 +103,12 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
     connection_argument_spec,
-    exit_with,
     run_module,
     stringify,
+)
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
 )
 
 ACTIONS = ("allow", "allow-stateless", "reject", "drop")
@@ -147,15 +150,49 @@ def _key(rules: list[dict]) -> list[tuple]:
     return sorted(tuple(sorted(r.items())) for r in rules)
 
 
-def _view(obj: dict | None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "description": obj.get("description", ""),
-        "ingress": _rules(obj.get("ingress")),
-        "egress": _rules(obj.get("egress")),
-    }
+class NetworkAcl(Reconciler):
+    kind = "network_acl"
+    noun = "Incus network ACL"
+    collection = "network-acls"
+
+    def view(self, obj: dict) -> dict:
+        return {
+            "name": obj["name"],
+            "description": obj.get("description", ""),
+            "ingress": _rules(obj.get("ingress")),
+            "egress": _rules(obj.get("egress")),
+        }
+
+    def rules(self, direction: str) -> list[dict]:
+        return [
+            _rule(r, f"ACL '{self.name}' {direction}[{i}]")
+            for i, r in enumerate(self.p[direction])
+        ]
+
+    def new(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.p["description"] or "",
+            "ingress": self.rules("ingress"),
+            "egress": self.rules("egress"),
+        }
+
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
+        ingress, egress = self.rules("ingress"), self.rules("egress")
+        changes = [
+            direction
+            for direction, rules in (("ingress", ingress), ("egress", egress))
+            if _key(before[direction]) != _key(rules)
+        ]
+        description = description_change(self.p, before, changes)
+        after = dict(before, description=description, ingress=ingress, egress=egress)
+        body = {
+            "description": description,
+            "ingress": ingress,
+            "egress": egress,
+            "config": current.get("config") or {},
+        }
+        return after, body, changes
 
 
 def main() -> None:
@@ -169,63 +206,7 @@ def main() -> None:
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-
-    def body(api) -> None:
-        name, project = p["name"], p["project"]
-        if p["state"] == "absent" and not api.project_exists(project):
-            module.exit_json(changed=False, network_acl={}, changes=[])
-        api.require_project(project)
-        path = f"network-acls/{name}"
-        current = api.get(path, project)
-        before = _view(current)
-        if p["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False, network_acl={}, changes=[])
-            if not module.check_mode:
-                api.delete(f"Removing Incus network ACL '{name}'", path, project)
-            exit_with(module, "network_acl", before, {}, ["state"])
-
-        ingress = [_rule(r, f"ACL '{name}' ingress[{i}]") for i, r in enumerate(p["ingress"])]
-        egress = [_rule(r, f"ACL '{name}' egress[{i}]") for i, r in enumerate(p["egress"])]
-        if current is None:
-            after = {
-                "name": name,
-                "description": p["description"] or "",
-                "ingress": ingress,
-                "egress": egress,
-            }
-            if not module.check_mode:
-                api.post(f"Creating Incus network ACL '{name}'", "network-acls", after, project)
-                after = _view(api.get(path, project))
-            exit_with(module, "network_acl", {}, after, ["state"])
-
-        changes: list[str] = []
-        if _key(before["ingress"]) != _key(ingress):
-            changes.append("ingress")
-        if _key(before["egress"]) != _key(egress):
-            changes.append("egress")
-        description = before["description"]
-        if p["description"] is not None and p["description"] != description:
-            changes.append("description")
-            description = p["description"]
-        after = dict(before, description=description, ingress=ingress, egress=egress)
-        if changes and not module.check_mode:
-            api.put(
-                f"Updating Incus network ACL '{name}' ({', '.join(changes)})",
-                path,
-                {
-                    "description": description,
-                    "ingress": ingress,
-                    "egress": egress,
-                    "config": (current or {}).get("config") or {},
-                },
-                project,
-            )
-            after = _view(api.get(path, project))
-        exit_with(module, "network_acl", before, after, changes)
-
-    run_module(module, body)
+    run_module(module, lambda api: NetworkAcl(module, api).run())
 
 
 if __name__ == "__main__":

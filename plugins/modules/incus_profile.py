@@ -89,26 +89,51 @@ changes:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     connection_argument_spec,
-    exit_with,
     run_module,
     stringify,
     stringify_devices,
 )
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
+    diff_keys,
+)
 
 
-def _view(obj: dict | None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "description": obj.get("description", ""),
-        "config": dict(obj.get("config") or {}),
-        "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
-    }
+class Profile(Reconciler):
+    kind = "profile"
+    noun = "Incus profile"
+    collection = "profiles"
+    preview_in_new_project = True
 
+    @property
+    def label(self) -> str:
+        return f"{self.noun} '{self.name}' (project {self.project})"
 
-def _diff_keys(prefix: str, old: dict, new: dict) -> list[str]:
-    return [f"{prefix}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    def view(self, obj: dict) -> dict:
+        return {
+            "name": obj["name"],
+            "description": obj.get("description", ""),
+            "config": dict(obj.get("config") or {}),
+            "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
+        }
+
+    def new(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.p["description"] or "",
+            "config": stringify(self.p["config"]),
+            "devices": stringify_devices(self.p["devices"]),
+        }
+
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
+        config = stringify(self.p["config"])
+        devices = stringify_devices(self.p["devices"])
+        changes = diff_keys("config", before["config"], config)
+        changes += diff_keys("devices", before["devices"], devices)
+        description = description_change(self.p, before, changes)
+        body = {"description": description, "config": config, "devices": devices}
+        return {"name": self.name, **body}, body, changes
 
 
 def main() -> None:
@@ -122,70 +147,7 @@ def main() -> None:
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-
-    def body(api) -> None:
-        name, project = p["name"], p["project"]
-        if p["state"] == "absent" and not api.project_exists(project):
-            module.exit_json(changed=False, profile={}, changes=[])
-        if module.check_mode and p["state"] == "present" and not api.project_exists(project):
-            # The project itself is only being created in this check run.
-            after = {
-                "name": name,
-                "description": p["description"] or "",
-                "config": stringify(p["config"]),
-                "devices": stringify_devices(p["devices"]),
-            }
-            exit_with(module, "profile", {}, after, ["state"])
-        api.require_project(project)
-        path = f"profiles/{name}"
-        current = api.get(path, project)
-        before = _view(current)
-        if p["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False, profile={}, changes=[])
-            if not module.check_mode:
-                api.delete(f"Removing Incus profile '{name}' (project {project})", path, project)
-            exit_with(module, "profile", before, {}, ["state"])
-
-        config = stringify(p["config"])
-        devices = stringify_devices(p["devices"])
-        if current is None:
-            after = {
-                "name": name,
-                "description": p["description"] or "",
-                "config": config,
-                "devices": devices,
-            }
-            if not module.check_mode:
-                api.post(
-                    f"Creating Incus profile '{name}' (project {project})",
-                    "profiles",
-                    after,
-                    project,
-                )
-                after = _view(api.get(path, project))
-            exit_with(module, "profile", {}, after, ["state"])
-
-        description = before["description"]
-        if p["description"] is not None:
-            description = p["description"]
-        after = {"name": name, "description": description, "config": config, "devices": devices}
-        changes = _diff_keys("config", before["config"], config)
-        changes += _diff_keys("devices", before["devices"], devices)
-        if description != before["description"]:
-            changes.append("description")
-        if changes and not module.check_mode:
-            api.put(
-                f"Updating Incus profile '{name}' (project {project}; {', '.join(changes)})",
-                path,
-                {"description": description, "config": config, "devices": devices},
-                project,
-            )
-            after = _view(api.get(path, project))
-        exit_with(module, "profile", before, after, changes)
-
-    run_module(module, body)
+    run_module(module, lambda api: Profile(module, api).run())
 
 
 if __name__ == "__main__":

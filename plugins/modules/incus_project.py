@@ -80,20 +80,51 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
     connection_argument_spec,
-    exit_with,
     run_module,
     stringify,
 )
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
+    merge_config,
+)
 
 
-def _view(obj: dict | None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "description": obj.get("description", ""),
-        "config": dict(obj.get("config") or {}),
-    }
+class Project(Reconciler):
+    kind = "project"
+    noun = "Incus project"
+    collection = "projects"
+    in_project = False
+
+    def view(self, obj: dict) -> dict:
+        return {
+            "name": obj["name"],
+            "description": obj.get("description", ""),
+            "config": dict(obj.get("config") or {}),
+        }
+
+    def new(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.p["description"] or "",
+            "config": stringify(self.p["config"]),
+        }
+
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
+        changes: list[str] = []
+        config = merge_config(before["config"], stringify(self.p["config"]), changes)
+        description = description_change(self.p, before, changes)
+        body = {"description": description, "config": config}
+        return {"name": self.name, **body}, body, changes
+
+    def remove(self, current: dict) -> None:
+        used = [u for u in current.get("used_by") or [] if "/profiles/default" not in u]
+        if used:
+            raise IncusError(
+                f"Incus project '{self.name}' is not empty, remove these first: "
+                + ", ".join(sorted(used))
+            )
+        super().remove(current)
 
 
 def main() -> None:
@@ -105,58 +136,7 @@ def main() -> None:
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-
-    def body(api) -> None:
-        name = p["name"]
-        current = api.get(f"projects/{name}")
-        before = _view(current)
-        changes: list[str] = []
-        if p["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False, project={}, changes=[])
-            if not module.check_mode:
-                used = [u for u in current.get("used_by") or [] if "/profiles/default" not in u]
-                if used:
-                    raise IncusError(
-                        f"Incus project '{name}' is not empty, remove these first: "
-                        + ", ".join(sorted(used))
-                    )
-                api.delete(f"Removing Incus project '{name}'", f"projects/{name}")
-            exit_with(module, "project", before, {}, ["state"])
-
-        wanted = stringify(p["config"])
-        if current is None:
-            after = {"name": name, "description": p["description"] or "", "config": wanted}
-            if not module.check_mode:
-                api.post(
-                    f"Creating Incus project '{name}'",
-                    "projects",
-                    {"name": name, "description": after["description"], "config": wanted},
-                )
-                after = _view(api.get(f"projects/{name}"))
-            exit_with(module, "project", {}, after, ["state"])
-
-        config = dict(before["config"])
-        for key, value in wanted.items():
-            if config.get(key) != value:
-                changes.append(f"config.{key}")
-                config[key] = value
-        description = before["description"]
-        if p["description"] is not None and p["description"] != description:
-            changes.append("description")
-            description = p["description"]
-        after = {"name": name, "description": description, "config": config}
-        if changes and not module.check_mode:
-            api.put(
-                f"Updating Incus project '{name}' ({', '.join(changes)})",
-                f"projects/{name}",
-                {"description": description, "config": config},
-            )
-            after = _view(api.get(f"projects/{name}"))
-        exit_with(module, "project", before, after, changes)
-
-    run_module(module, body)
+    run_module(module, lambda api: Project(module, api).run())
 
 
 if __name__ == "__main__":
