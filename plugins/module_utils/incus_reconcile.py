@@ -14,6 +14,12 @@ particular to its object: how it is shown (``view``), what a new one holds
 
 from __future__ import annotations
 
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (
+    connection_argument_spec,
+    run_module,
+)
+
 
 def description_change(params: dict, before: dict, changes: list[str]) -> str:
     """The description to keep: the requested one when given, else the current one.
@@ -174,3 +180,17 @@ class Reconciler:
             self.absent(current)
         before = self.view(current) if current is not None else {}
         self.finish(before, self.present(current))
+
+    @classmethod
+    def execute(cls, **options: dict) -> None:
+        """A module's main(): the options every object module takes (connection,
+        name, project, description, state) plus the object's own, then one run."""
+        spec = connection_argument_spec()
+        spec["name"] = {"type": "str", "required": True}
+        if cls.in_project:
+            spec["project"] = {"type": "str", "default": "default"}
+        spec["description"] = {"type": "str"}
+        spec["state"] = {"type": "str", "choices": ["present", "absent"], "default": "present"}
+        spec.update(options)
+        module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+        run_module(module, lambda api: cls(module, api).run())

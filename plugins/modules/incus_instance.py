@@ -130,7 +130,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 instance:
-  description: The instance after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The instance after the run (in check mode, as it would be), with its C(status),
+    C(ipv4) addresses and cluster C(location); empty when absent.
   returned: always
   type: dict
   sample:
@@ -156,12 +158,9 @@ changes:
 
 import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     VOLATILE_PREFIXES,
     IncusError,
-    connection_argument_spec,
-    run_module,
     stringify,
     stringify_devices,
 )
@@ -362,17 +361,13 @@ class Instance(Reconciler):
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
+    Instance.execute(
         type={
             "type": "str",
             "default": "container",
             "choices": ["container", "virtual-machine", "lxc", "vm"],
         },
         image={"type": "str"},
-        description={"type": "str"},
         profiles={"type": "list", "elements": "str", "default": ["default"]},
         config={"type": "dict", "default": {}},
         devices={"type": "dict", "default": {}},
@@ -388,8 +383,6 @@ def main() -> None:
         interface={"type": "str", "default": "eth0"},
         wait_timeout={"type": "int", "default": 120},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, lambda api: Instance(module, api).run())
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ description:
   - Before creating or re-addressing a network, the module checks that its
     C(ipv4.address)/C(ipv6.address) subnet does not overlap the subnet of any
     other managed network in any project, and fails naming the other network.
+  - Incus refuses to remove a network while it is in use.
 author: aistack developers
 options:
   name:
@@ -37,9 +38,6 @@ options:
     type: str
     default: bridge
     choices: [bridge, macvlan, sriov, ovn, physical]
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
   config:
     description:
       - Network config, for example C(ipv4.address), C(ipv4.nat),
@@ -47,15 +45,9 @@ options:
       - Values are compared as strings; booleans become C(true)/C(false).
     type: dict
     default: {}
-  state:
-    description:
-      - V(present) creates or updates; V(absent) removes.
-      - Incus refuses to remove a network while it is in use.
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -77,7 +69,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 network:
-  description: The network after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The network after the run (in check mode, as it would be) - C(name), C(type),
+    C(description), C(config); empty when absent.
   returned: always
   type: dict
   sample:
@@ -88,19 +82,18 @@ network:
       ipv4.address: 10.100.10.1/24
       ipv4.nat: "true"
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(config.KEY) for each requested config key that differed, C(description), or C(state) when
+    the network was created or removed.
   returned: always
   type: list
   elements: str
   sample: [config.ipv4.nat]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
-    connection_argument_spec,
     network_of,
-    run_module,
     stringify,
 )
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
@@ -234,21 +227,14 @@ class Network(Reconciler):
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
+    Network.execute(
         type={
             "type": "str",
             "default": "bridge",
             "choices": ["bridge", "macvlan", "sriov", "ovn", "physical"],
         },
-        description={"type": "str"},
         config={"type": "dict", "default": {}},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, lambda api: Network(module, api).run())
 
 
 if __name__ == "__main__":

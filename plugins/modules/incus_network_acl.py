@@ -17,6 +17,7 @@ description:
     not by their place in the list), with C(state) defaulting to V(enabled).
   - Assign the ACL with C(security.acls) on a network or on an instance's NIC
     device. On a bridge, ACLs on NIC devices need Incus's nftables firewall driver.
+  - Incus refuses to remove an ACL while a network or NIC uses it.
 author: aistack developers
 options:
   name:
@@ -29,9 +30,6 @@ options:
         without C(features.networks) this is V(default).
     type: str
     default: default
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
   ingress:
     description:
       - Rules for traffic towards the NIC; each a mapping of Incus rule fields
@@ -46,15 +44,9 @@ options:
     type: list
     elements: dict
     default: []
-  state:
-    description:
-      - V(present) creates or updates; V(absent) removes.
-      - Incus refuses to remove an ACL while a network or NIC uses it.
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -78,7 +70,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 network_acl:
-  description: The ACL after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The ACL after the run (in check mode, as it would be) - C(name), C(description) and its
+    rules in C(ingress) and C(egress); empty when absent.
   returned: always
   type: dict
   sample:
@@ -92,18 +86,17 @@ network_acl:
         destination_port: "11434"
     egress: []
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(ingress) or C(egress) when that rule set differed, C(description), or C(state) when the
+    ACL was created or removed.
   returned: always
   type: list
   elements: str
   sample: [ingress]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
-    connection_argument_spec,
-    run_module,
     stringify,
 )
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
@@ -196,17 +189,10 @@ class NetworkAcl(Reconciler):
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
-        description={"type": "str"},
+    NetworkAcl.execute(
         ingress={"type": "list", "elements": "dict", "default": []},
         egress={"type": "list", "elements": "dict", "default": []},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, lambda api: NetworkAcl(module, api).run())
 
 
 if __name__ == "__main__":

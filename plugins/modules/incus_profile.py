@@ -15,6 +15,7 @@ description:
     profile holds, so a key or device removed from the request is removed from
     the profile.
   - The V(default) profile of a project always exists; V(present) updates it.
+  - Incus refuses to remove a profile while instances use it.
 author: aistack developers
 options:
   name:
@@ -25,9 +26,6 @@ options:
     description: Project the profile lives in (one with C(features.profiles), or V(default)).
     type: str
     default: default
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
   config:
     description:
       - Profile config, for example C(nvidia.runtime) or C(limits.memory).
@@ -38,15 +36,9 @@ options:
     description: Devices by name, each a mapping of device keys (C(type) is required by Incus).
     type: dict
     default: {}
-  state:
-    description:
-      - V(present) creates or updates; V(absent) removes.
-      - Incus refuses to remove a profile while instances use it.
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -70,7 +62,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 profile:
-  description: The profile after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The profile after the run (in check mode, as it would be) - C(name), C(description),
+    C(config), C(devices); empty when absent.
   returned: always
   type: dict
   sample:
@@ -79,17 +73,16 @@ profile:
     config: {nvidia.runtime: "true"}
     devices: {gpu: {type: gpu}}
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(config.KEY) and C(devices.NAME) for each key or device that differed (added, changed or
+    removed), C(description), or C(state) when the profile was created or removed.
   returned: always
   type: list
   elements: str
   sample: [devices.gpu]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
-    connection_argument_spec,
-    run_module,
     stringify,
     stringify_devices,
 )
@@ -137,17 +130,10 @@ class Profile(Reconciler):
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
-        description={"type": "str"},
+    Profile.execute(
         config={"type": "dict", "default": {}},
         devices={"type": "dict", "default": {}},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, lambda api: Profile(module, api).run())
 
 
 if __name__ == "__main__":

@@ -15,31 +15,23 @@ description:
     else set are left alone.
   - C(features.*) keys can only change while the project is empty; Incus
     refuses otherwise and the module fails with its message.
+  - Incus removes only empty projects (no instances, images, volumes or
+    profiles besides C(default)); the module fails naming what is left.
 author: aistack developers
 options:
   name:
     description: Project name.
     type: str
     required: true
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
   config:
     description:
       - Project config keys, for example C(features.profiles) or C(limits.instances).
       - Values are compared as strings (Incus stores them so); booleans become C(true)/C(false).
     type: dict
     default: {}
-  state:
-    description:
-      - V(present) creates or updates the project; V(absent) removes it.
-      - Incus removes only empty projects (no instances, images, volumes or
-        profiles besides C(default)).
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -59,7 +51,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 project:
-  description: The project after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The project after the run (in check mode, as it would be) - C(name), C(description),
+    C(config); empty when absent.
   returned: always
   type: dict
   sample:
@@ -69,18 +63,17 @@ project:
       features.images: "false"
       features.profiles: "true"
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(config.KEY) for each requested config key that differed, C(description), or C(state) when
+    the project was created or removed.
   returned: always
   type: list
   elements: str
   sample: [config.features.images]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
-    connection_argument_spec,
-    run_module,
     stringify,
 )
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
@@ -128,15 +121,9 @@ class Project(Reconciler):
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        description={"type": "str"},
+    Project.execute(
         config={"type": "dict", "default": {}},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, lambda api: Project(module, api).run())
 
 
 if __name__ == "__main__":
