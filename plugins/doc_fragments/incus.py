@@ -63,3 +63,15 @@ options:
     choices: [present, absent]
     default: present
 """
+
+    # The config option of the modules whose object has one; each module's description
+    # names typical keys and says whether keys left out are kept or removed.
+    CONFIG = r"""
+options:
+  config:
+    description:
+      - Config keys by their Incus names (the module's description gives examples).
+      - Values are compared as strings (Incus stores them so); booleans become C(true)/C(false).
+    type: dict
+    default: {}
+"""

@@ -14,6 +14,8 @@ particular to its object: how it is shown (``view``), what a new one holds
 
 from __future__ import annotations
 
+import copy
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (
     connection_argument_spec,
@@ -63,6 +65,9 @@ class Reconciler:
     # In check mode, a project that the same check run only creates is missing:
     # show the object as new instead of failing (profiles and instances).
     preview_in_new_project = False
+    label_with_project = False
+    # The fields the default view() shows besides the name, with their empty values.
+    shown: dict = {}
     # Fields the result carries that are not settings, left out of the diff.
     not_in_diff: tuple[str, ...] = ()
 
@@ -79,13 +84,18 @@ class Reconciler:
 
     @property
     def label(self) -> str:
-        return f"{self.noun} '{self.name}'"
+        """How messages name the object; with the project where names repeat across
+        projects (profiles, instances)."""
+        where = f" (project {self.project})" if self.label_with_project else ""
+        return f"{self.noun} '{self.name}'{where}"
 
     # -- what each module fills in --------------------------------------------
 
     def view(self, obj: dict) -> dict:
-        """The object as the module returns and diffs it."""
-        raise NotImplementedError
+        """The object as the module returns and diffs it: by default its name and
+        the fields of `shown` (copies; a missing one as the empty value given)."""
+        fields = {f: copy.deepcopy(obj.get(f) or empty) for f, empty in self.shown.items()}
+        return {"name": obj["name"], **fields}
 
     def new(self) -> dict:
         """The body that creates the object as requested (also checks it first)."""

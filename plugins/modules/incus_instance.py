@@ -22,6 +22,7 @@ description:
   - On an Incus cluster, O(target) places the instance on one member. An existing
     instance on another member is moved there when it is stopped; a running one
     is left where it is and the module fails, saying how to move it.
+  - O(config) holds keys such as C(limits.memory) or C(boot.autostart).
 author: aistack developers
 options:
   name:
@@ -53,12 +54,6 @@ options:
     type: list
     elements: str
     default: [default]
-  config:
-    description:
-      - Instance config, for example C(limits.memory) or C(boot.autostart).
-      - Values are compared as strings; booleans become C(true)/C(false).
-    type: dict
-    default: {}
   devices:
     description: Instance devices by name, each a mapping of device keys.
     type: dict
@@ -103,6 +98,7 @@ options:
     default: 120
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
 """
 
 EXAMPLES = r"""
@@ -194,12 +190,9 @@ class Instance(Reconciler):
     noun = "instance"
     collection = "instances"
     preview_in_new_project = True
+    label_with_project = True
     # The address is reported, but it is not a setting: it never shows as a diff.
     not_in_diff = ("ipv4",)
-
-    @property
-    def label(self) -> str:
-        return f"instance '{self.name}' (project {self.project})"
 
     def view(self, obj: dict) -> dict:
         return {

@@ -21,6 +21,8 @@ description:
     C(ipv4.address)/C(ipv6.address) subnet does not overlap the subnet of any
     other managed network in any project, and fails naming the other network.
   - Incus refuses to remove a network while it is in use.
+  - O(config) holds network keys such as C(ipv4.address), C(ipv4.nat),
+    C(ipv4.dhcp.ranges) or C(ipv6.address); only the keys given are managed.
 author: aistack developers
 options:
   name:
@@ -38,15 +40,9 @@ options:
     type: str
     default: bridge
     choices: [bridge, macvlan, sriov, ovn, physical]
-  config:
-    description:
-      - Network config, for example C(ipv4.address), C(ipv4.nat),
-        C(ipv4.dhcp.ranges), C(ipv6.address).
-      - Values are compared as strings; booleans become C(true)/C(false).
-    type: dict
-    default: {}
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
   - homelab.aistack.incus.object
 """
 
@@ -126,17 +122,10 @@ def _check_overlap(api, name: str, project: str, config: dict) -> None:
 class Network(Reconciler):
     kind = "network"
     noun = "Incus network"
+    shown = {"type": "", "description": "", "config": {}}
     collection = "networks"
     # Defined on some cluster members by an interrupted run, never created.
     pending: dict | None = None
-
-    def view(self, obj: dict) -> dict:
-        return {
-            "name": obj["name"],
-            "type": obj.get("type", ""),
-            "description": obj.get("description", ""),
-            "config": dict(obj.get("config") or {}),
-        }
 
     def read(self) -> dict | None:
         current = super().read()

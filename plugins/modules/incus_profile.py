@@ -16,6 +16,7 @@ description:
     the profile.
   - The V(default) profile of a project always exists; V(present) updates it.
   - Incus refuses to remove a profile while instances use it.
+  - O(config) holds keys such as C(nvidia.runtime) or C(limits.memory).
 author: aistack developers
 options:
   name:
@@ -26,18 +27,13 @@ options:
     description: Project the profile lives in (one with C(features.profiles), or V(default)).
     type: str
     default: default
-  config:
-    description:
-      - Profile config, for example C(nvidia.runtime) or C(limits.memory).
-      - Values are compared as strings; booleans become C(true)/C(false).
-    type: dict
-    default: {}
   devices:
     description: Devices by name, each a mapping of device keys (C(type) is required by Incus).
     type: dict
     default: {}
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
   - homelab.aistack.incus.object
 """
 
@@ -96,20 +92,10 @@ from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile im
 class Profile(Reconciler):
     kind = "profile"
     noun = "Incus profile"
+    shown = {"description": "", "config": {}, "devices": {}}
     collection = "profiles"
     preview_in_new_project = True
-
-    @property
-    def label(self) -> str:
-        return f"{self.noun} '{self.name}' (project {self.project})"
-
-    def view(self, obj: dict) -> dict:
-        return {
-            "name": obj["name"],
-            "description": obj.get("description", ""),
-            "config": dict(obj.get("config") or {}),
-            "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
-        }
+    label_with_project = True
 
     def new(self) -> dict:
         return {

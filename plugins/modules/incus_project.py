@@ -17,20 +17,16 @@ description:
     refuses otherwise and the module fails with its message.
   - Incus removes only empty projects (no instances, images, volumes or
     profiles besides C(default)); the module fails naming what is left.
+  - O(config) holds project keys such as C(features.profiles) or C(limits.instances).
 author: aistack developers
 options:
   name:
     description: Project name.
     type: str
     required: true
-  config:
-    description:
-      - Project config keys, for example C(features.profiles) or C(limits.instances).
-      - Values are compared as strings (Incus stores them so); booleans become C(true)/C(false).
-    type: dict
-    default: {}
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
   - homelab.aistack.incus.object
 """
 
@@ -86,15 +82,9 @@ from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile im
 class Project(Reconciler):
     kind = "project"
     noun = "Incus project"
+    shown = {"description": "", "config": {}}
     collection = "projects"
     in_project = False
-
-    def view(self, obj: dict) -> dict:
-        return {
-            "name": obj["name"],
-            "description": obj.get("description", ""),
-            "config": dict(obj.get("config") or {}),
-        }
 
     def new(self) -> dict:
         return {
