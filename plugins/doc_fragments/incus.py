@@ -45,3 +45,33 @@ notes:
   - Supports check mode and diff mode.
   - Incus API errors become a failure whose C(msg) names the object and the cause.
 """
+
+    # The options the object modules other than incus_instance share (project,
+    # network, network ACL, profile); each module says in its own description what
+    # Incus refuses to remove.
+    OBJECT = r"""
+options:
+  description:
+    description: Free-text description. Left unchanged when omitted.
+    type: str
+  state:
+    description:
+      - V(present) creates the object or puts the fields that differ; V(absent) removes it.
+      - In check mode nothing is written; the result and the diff show the object as
+        it would be.
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+    # The config option of the modules whose object has one; each module's description
+    # names typical keys and says whether keys left out are kept or removed.
+    CONFIG = r"""
+options:
+  config:
+    description:
+      - Config keys by their Incus names (the module's description gives examples).
+      - Values are compared as strings (Incus stores them so); booleans become C(true)/C(false).
+    type: dict
+    default: {}
+"""

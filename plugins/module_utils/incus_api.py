@@ -277,18 +277,6 @@ def stringify_devices(devices: dict | None) -> dict:
     return {str(name): stringify(dev) for name, dev in (devices or {}).items()}
 
 
-def exit_with(module, kind: str, before: dict, after: dict, changes: list[str]) -> None:
-    """End a module run the way every incus_* module reports one: the object as it is
-    (or, in check mode, would be) under `kind`, the fields that differed, and a
-    before/after pair for --diff."""
-    module.exit_json(
-        changed=bool(changes),
-        changes=changes,
-        diff={"before": before, "after": after},
-        **{kind: after},
-    )
-
-
 def run_module(module, body) -> None:
     """Run body(api) and turn IncusError into fail_json without a traceback."""
     require_pylxd(module)

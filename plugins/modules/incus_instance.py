@@ -22,6 +22,7 @@ description:
   - On an Incus cluster, O(target) places the instance on one member. An existing
     instance on another member is moved there when it is stopped; a running one
     is left where it is and the module fails, saying how to move it.
+  - O(config) holds keys such as C(limits.memory) or C(boot.autostart).
 author: aistack developers
 options:
   name:
@@ -53,12 +54,6 @@ options:
     type: list
     elements: str
     default: [default]
-  config:
-    description:
-      - Instance config, for example C(limits.memory) or C(boot.autostart).
-      - Values are compared as strings; booleans become C(true)/C(false).
-    type: dict
-    default: {}
   devices:
     description: Instance devices by name, each a mapping of device keys.
     type: dict
@@ -103,6 +98,7 @@ options:
     default: 120
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
 """
 
 EXAMPLES = r"""
@@ -130,7 +126,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 instance:
-  description: The instance after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The instance after the run (in check mode, as it would be), with its C(status),
+    C(ipv4) addresses and cluster C(location); empty when absent.
   returned: always
   type: dict
   sample:
@@ -156,21 +154,26 @@ changes:
 
 import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     VOLATILE_PREFIXES,
     IncusError,
-    connection_argument_spec,
-    exit_with,
-    run_module,
     stringify,
     stringify_devices,
 )
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_cluster import (  # noqa: E402
+    check_target,
+    move_instance,
+)
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_images import (  # noqa: E402
+    image_source,
+    require_image,
+)
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
+    diff_keys,
+)
 
-IMAGE_SERVERS = {
-    "images": "https://images.linuxcontainers.org",
-    "ubuntu": "https://cloud-images.ubuntu.com/releases",
-}
 TYPES = {"lxc": "container", "vm": "virtual-machine"}
 PROTECT = "security.protection.delete"
 
@@ -179,93 +182,46 @@ def _user_config(config: dict) -> dict:
     return {k: v for k, v in (config or {}).items() if not k.startswith(VOLATILE_PREFIXES)}
 
 
-def _ipv4(state: dict | None, interface: str) -> list[str]:
-    nets = (state or {}).get("network") or {}
-    addrs = (nets.get(interface) or {}).get("addresses") or []
-    return [a["address"] for a in addrs if a.get("family") == "inet" and a.get("scope") == "global"]
+class Instance(Reconciler):
+    """Beyond the shared flow: image and profile checks before creation, a cluster
+    member to run on, deletion protection, the run state and the wait for an address."""
 
+    kind = "instance"
+    noun = "instance"
+    collection = "instances"
+    preview_in_new_project = True
+    label_with_project = True
+    # The address is reported, but it is not a setting: it never shows as a diff.
+    not_in_diff = ("ipv4",)
 
-def _view(obj: dict | None, project: str, ipv4: list[str] | None = None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "project": project,
-        "type": obj.get("type", ""),
-        "status": obj.get("status", ""),
-        "description": obj.get("description", ""),
-        "profiles": list(obj.get("profiles") or []),
-        "config": _user_config(obj.get("config")),
-        "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
-        "ephemeral": bool(obj.get("ephemeral")),
-        "ipv4": ipv4 or [],
-        # The cluster member that holds it; "none" on a standalone server.
-        "location": obj.get("location") or "none",
-    }
+    def view(self, obj: dict) -> dict:
+        return {
+            "name": obj["name"],
+            "project": self.project,
+            "type": obj.get("type", ""),
+            "status": obj.get("status", ""),
+            "description": obj.get("description", ""),
+            "profiles": list(obj.get("profiles") or []),
+            "config": _user_config(obj.get("config")),
+            "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
+            "ephemeral": bool(obj.get("ephemeral")),
+            "ipv4": [],
+            # The cluster member that holds it; "none" on a standalone server.
+            "location": obj.get("location") or "none",
+        }
 
-
-def _source(image: str) -> dict:
-    remote, _, alias = image.rpartition(":")
-    if remote in ("", "local"):
-        return {"type": "image", "alias": alias}
-    if remote not in IMAGE_SERVERS:
-        raise IncusError(
-            f"Image '{image}': unknown remote '{remote}'; use local:ALIAS, "
-            + ", ".join(f"{r}:ALIAS" for r in IMAGE_SERVERS)
-        )
-    return {
-        "type": "image",
-        "mode": "pull",
-        "server": IMAGE_SERVERS[remote],
-        "protocol": "simplestreams",
-        "alias": alias,
-    }
-
-
-class InstanceRunner:
-    """One run of the module: read, compare, apply, report."""
-
-    def __init__(self, module, api):
-        self.module = module
-        self.api = api
-        self.p = module.params
-        self.name = self.p["name"]
-        self.project = self.p["project"]
-        self.path = f"instances/{self.name}"
-        self.changes: list[str] = []
-        self.project_pending = False
-
-    def label(self) -> str:
-        return f"instance '{self.name}' (project {self.project})"
-
-    def current(self) -> dict | None:
-        return self.api.get(self.path, self.project)
-
-    def state(self) -> dict | None:
-        return self.api.get(f"{self.path}/state", self.project)
+    def ipv4(self) -> list[str]:
+        """The global IPv4 addresses of the interface, as the instance's state says."""
+        state = self.api.get(f"{self.path}/state", self.project) or {}
+        addrs = ((state.get("network") or {}).get(self.p["interface"]) or {}).get("addresses")
+        return [a["address"] for a in addrs or [] if a.get("family") == "inet"
+                and a.get("scope") == "global"]
 
     def set_status(self, action: str, force: bool = False) -> None:
         body = {"action": action, "timeout": 30, "force": force}
         self.api.put(
-            f"{action.capitalize()} {self.label()}", f"{self.path}/state", body, self.project
+            f"{action.capitalize()} {self.label}", f"{self.path}/state", body, self.project
         )
-
-    def preflight_create(self) -> None:
-        image = self.p["image"]
-        if not image:
-            raise IncusError(f"Creating {self.label()} needs an image (option image).")
-        source = _source(image)
-        if "server" not in source:
-            alias = source["alias"]
-            project = None if self.project_pending else self.project
-            found = self.api.get(f"images/aliases/{alias}", project)
-            if found is None and self.api.get(f"images/{alias}", project) is None:
-                raise IncusError(
-                    f"Image '{image}' not found on the Incus server (no alias '{alias}' in "
-                    f"project {self.project}): build or import it first "
-                    "(playbooks/host.yml builds local:aistack/debian-12 when image_build is set)."
-                )
-        self.check_profiles()
 
     def check_profiles(self) -> None:
         if self.project_pending:
@@ -273,86 +229,41 @@ class InstanceRunner:
         for profile in self.p["profiles"]:
             if self.api.get(f"profiles/{profile}", self.project) is None:
                 raise IncusError(
-                    f"Profile '{profile}' of {self.label()} does not exist in project "
+                    f"Profile '{profile}' of {self.label} does not exist in project "
                     f"{self.project}; create it first or remove it from profiles."
                 )
-
-    def check_target(self) -> None:
-        """The wanted member must exist; said before anything is created or moved."""
-        target = self.p["target"]
-        if target is None:
-            return
-        members = self.api.cluster_members()
-        if members is None:
-            raise IncusError(
-                f"{self.label()} names cluster member '{target}' (target), but the Incus "
-                "server is not a cluster; remove target, or form the cluster first "
-                "(cluster: in infra.yml, then make apply-host)."
-            )
-        if target not in members:
-            raise IncusError(
-                f"{self.label()} names cluster member '{target}' (target), which is not in "
-                f"the cluster (members: {', '.join(members)}); use one of them."
-            )
-
-    def move(self, current: dict) -> dict:
-        """Move a stopped instance to the wanted member; refuse to touch a running one."""
-        target = self.p["target"]
-        location = current.get("location") or "none"
-        if target is None or location == target:
-            return current
-        if current.get("status") != "Stopped":
-            raise IncusError(
-                f"{self.label()} runs on cluster member '{location}', but target wants it on "
-                f"'{target}'. A running instance is not moved: stop it "
-                f"(incus stop --project {self.project} {self.name}) and run again to move "
-                f"it, or set target back to '{location}'."
-            )
-        self.changes.append("location")
-        if self.module.check_mode:
-            return dict(current, location=target)
-        self.api.post(
-            f"Moving {self.label()} from member {location} to {target}",
-            self.path,
-            {"name": self.name, "migration": True, "live": False},
-            self.project,
-            params={"target": target},
-        )
-        return self.current()
 
     def wait_ipv4(self) -> list[str]:
         deadline = time.monotonic() + self.p["wait_timeout"]
         while True:
-            addrs = _ipv4(self.state(), self.p["interface"])
+            addrs = self.ipv4()
             if addrs:
                 return addrs
             if time.monotonic() >= deadline:
                 raise IncusError(
-                    f"{self.label()} has no IPv4 address on {self.p['interface']} after "
+                    f"{self.label} has no IPv4 address on {self.p['interface']} after "
                     f"{self.p['wait_timeout']} s: check its network device and the bridge's DHCP."
                 )
             time.sleep(1)
 
     def absent(self, current: dict | None) -> None:
-        if current is None:
-            self.module.exit_json(changed=False, instance={}, changes=[])
-        before = _view(current, self.project)
-        protected = (current.get("config") or {}).get(PROTECT) == "true"
+        protected = ((current or {}).get("config") or {}).get(PROTECT) == "true"
         if protected and not self.p["force_delete"]:
             raise IncusError(
-                f"{self.label()} is protected against deletion ({PROTECT}=true); "
+                f"{self.label} is protected against deletion ({PROTECT}=true); "
                 "set force_delete: true to remove it anyway."
             )
-        if not self.module.check_mode:
-            if current.get("status") != "Stopped":
-                self.set_status("stop", force=True)
-            if protected:
-                current = self.current()
-                body = self.put_body(current, dict(_user_config(current["config"])))
-                body["config"].pop(PROTECT, None)
-                self.api.put(f"Unprotecting {self.label()}", self.path, body, self.project)
-            self.api.delete(f"Removing {self.label()}", self.path, self.project)
-        exit_with(self.module, "instance", before, {}, ["state"])
+        super().absent(current)
+
+    def remove(self, current: dict) -> None:
+        if current.get("status") != "Stopped":
+            self.set_status("stop", force=True)
+        if (current.get("config") or {}).get(PROTECT) == "true":
+            current = self.read()
+            body = self.put_body(current, dict(_user_config(current["config"])))
+            body["config"].pop(PROTECT, None)
+            self.api.put(f"Unprotecting {self.label}", self.path, body, self.project)
+        super().remove(current)
 
     def put_body(self, current: dict, user_config: dict) -> dict:
         config = {k: v for k, v in current["config"].items() if k.startswith(VOLATILE_PREFIXES)}
@@ -363,131 +274,93 @@ class InstanceRunner:
             "devices": stringify_devices(self.p["devices"]),
             "profiles": list(self.p["profiles"]),
             "ephemeral": self.p["ephemeral"],
-            "description": (
-                self.p["description"]
-                if self.p["description"] is not None
-                else current.get("description", "")
-            ),
+            "description": description_change(self.p, current, []),
         }
 
-    def create(self) -> dict:
-        self.preflight_create()
-        wanted_type = TYPES.get(self.p["type"], self.p["type"])
-        body = {
+    def new(self) -> dict:
+        project = None if self.project_pending else self.project
+        require_image(self.api, self.p["image"], self.label, self.project, project)
+        self.check_profiles()
+        return {
             "name": self.name,
-            "type": wanted_type,
+            "type": TYPES.get(self.p["type"], self.p["type"]),
             "description": self.p["description"] or "",
             "profiles": list(self.p["profiles"]),
             "config": stringify(self.p["config"]),
             "devices": stringify_devices(self.p["devices"]),
             "ephemeral": self.p["ephemeral"],
-            "source": _source(self.p["image"]),
+            "source": image_source(self.p["image"]),
         }
-        self.changes.append("state")
-        if self.module.check_mode:
-            status = "Running" if self.p["state"] == "started" else "Stopped"
-            return _view(dict(body, status=status, location=self.p["target"]), self.project)
+
+    def preview(self, body: dict) -> dict:
+        status = "Running" if self.p["state"] == "started" else "Stopped"
+        return self.view(dict(body, status=status, location=self.p["target"]))
+
+    def create(self, body: dict) -> None:
         target = self.p["target"]
         where = f" on member {target}" if target else ""
         self.api.post(
-            f"Creating {self.label()}{where} from {self.p['image']}",
+            f"Creating {self.label}{where} from {self.p['image']}",
             "instances",
             body,
             self.project,
             params={"target": target} if target else None,
         )
-        return _view(self.current(), self.project)
 
-    def update(self, current: dict) -> dict:
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
         wanted_type = TYPES.get(self.p["type"], self.p["type"])
         if current.get("type") != wanted_type:
             raise IncusError(
-                f"{self.label()} is a {current.get('type')}, not a {wanted_type}; "
+                f"{self.label} is a {current.get('type')}, not a {wanted_type}; "
                 "the type of an existing instance cannot change (remove it first)."
             )
-        before = _view(current, self.project)
         config = stringify(self.p["config"])
         devices = stringify_devices(self.p["devices"])
-        for key in sorted(set(before["config"]) | set(config)):
-            if before["config"].get(key) != config.get(key):
-                self.changes.append(f"config.{key}")
-        for key in sorted(set(before["devices"]) | set(devices)):
-            if before["devices"].get(key) != devices.get(key):
-                self.changes.append(f"devices.{key}")
+        changes = diff_keys("config", before["config"], config)
+        changes += diff_keys("devices", before["devices"], devices)
         if before["profiles"] != list(self.p["profiles"]):
             self.check_profiles()
-            self.changes.append("profiles")
+            changes.append("profiles")
         if before["ephemeral"] != self.p["ephemeral"]:
-            self.changes.append("ephemeral")
-        if self.p["description"] is not None and self.p["description"] != before["description"]:
-            self.changes.append("description")
-        if not self.changes:
-            return before
+            changes.append("ephemeral")
+        description = description_change(self.p, before, changes)
         body = self.put_body(current, config)
-        if self.module.check_mode:
-            return dict(
-                before,
-                config=config,
-                devices=devices,
-                profiles=body["profiles"],
-                ephemeral=body["ephemeral"],
-                description=body["description"],
-            )
-        self.api.put(
-            f"Updating {self.label()} ({', '.join(self.changes)})", self.path, body, self.project
+        after = dict(
+            before,
+            config=config,
+            devices=devices,
+            profiles=body["profiles"],
+            ephemeral=body["ephemeral"],
+            description=description,
         )
-        return _view(self.current(), self.project)
+        return after, body, changes
 
-    def run(self) -> None:
-        if self.p["state"] == "absent" and not self.api.project_exists(self.project):
-            self.module.exit_json(changed=False, instance={}, changes=[])
-        if self.module.check_mode and not self.api.project_exists(self.project):
-            # The project is only being created in this check run: the instance
-            # would be new; its image is looked up where the project will find it.
-            self.project_pending = True
-            current = None
-        else:
-            self.api.require_project(self.project)
-            current = self.current()
-        if self.p["state"] == "absent":
-            self.absent(current)
-        before = _view(current, self.project)
-        self.check_target()
+    def present(self, current: dict | None) -> dict:
+        check_target(self.api, self.label, self.p["target"])
         if current is not None:
-            current = self.move(current)
-        after = self.create() if current is None else self.update(current)
+            current = move_instance(self, current, self.p["target"])
+        after = super().present(current)
         wanted = {"started": "Running", "stopped": "Stopped"}.get(self.p["state"])
         if wanted and after.get("status") != wanted:
             self.changes.append("status")
-            if not self.module.check_mode:
+            if not self.check:
                 self.set_status("start" if wanted == "Running" else "stop")
             after["status"] = wanted
-        if self.p["state"] == "started" and self.p["wait_for_ipv4"] and not self.module.check_mode:
+        if self.p["state"] == "started" and self.p["wait_for_ipv4"] and not self.check:
             after["ipv4"] = self.wait_ipv4()
         elif current is not None:
-            after["ipv4"] = _ipv4(self.state(), self.p["interface"])
-        before_cmp = {k: v for k, v in before.items() if k != "ipv4"}
-        after_cmp = {k: v for k, v in after.items() if k != "ipv4"}
-        self.module.exit_json(
-            changed=bool(self.changes),
-            instance=after,
-            changes=self.changes,
-            diff={"before": before_cmp, "after": after_cmp},
-        )
+            after["ipv4"] = self.ipv4()
+        return after
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
+    Instance.execute(
         type={
             "type": "str",
             "default": "container",
             "choices": ["container", "virtual-machine", "lxc", "vm"],
         },
         image={"type": "str"},
-        description={"type": "str"},
         profiles={"type": "list", "elements": "str", "default": ["default"]},
         config={"type": "dict", "default": {}},
         devices={"type": "dict", "default": {}},
@@ -503,8 +376,6 @@ def main() -> None:
         interface={"type": "str", "default": "eth0"},
         wait_timeout={"type": "int", "default": 120},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, lambda api: InstanceRunner(module, api).run())
 
 
 if __name__ == "__main__":

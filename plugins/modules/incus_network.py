@@ -20,6 +20,9 @@ description:
   - Before creating or re-addressing a network, the module checks that its
     C(ipv4.address)/C(ipv6.address) subnet does not overlap the subnet of any
     other managed network in any project, and fails naming the other network.
+  - Incus refuses to remove a network while it is in use.
+  - O(config) holds network keys such as C(ipv4.address), C(ipv4.nat),
+    C(ipv4.dhcp.ranges) or C(ipv6.address); only the keys given are managed.
 author: aistack developers
 options:
   name:
@@ -37,25 +40,10 @@ options:
     type: str
     default: bridge
     choices: [bridge, macvlan, sriov, ovn, physical]
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
-  config:
-    description:
-      - Network config, for example C(ipv4.address), C(ipv4.nat),
-        C(ipv4.dhcp.ranges), C(ipv6.address).
-      - Values are compared as strings; booleans become C(true)/C(false).
-    type: dict
-    default: {}
-  state:
-    description:
-      - V(present) creates or updates; V(absent) removes.
-      - Incus refuses to remove a network while it is in use.
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -77,7 +65,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 network:
-  description: The network after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The network after the run (in check mode, as it would be) - C(name), C(type),
+    C(description), C(config); empty when absent.
   returned: always
   type: dict
   sample:
@@ -88,79 +78,27 @@ network:
       ipv4.address: 10.100.10.1/24
       ipv4.nat: "true"
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(config.KEY) for each requested config key that differed, C(description), or C(state) when
+    the network was created or removed.
   returned: always
   type: list
   elements: str
   sample: [config.ipv4.nat]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
-    connection_argument_spec,
-    exit_with,
     network_of,
-    run_module,
     stringify,
+)
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
+    merge_config,
 )
 
 ADDRESS_KEYS = ("ipv4.address", "ipv6.address")
-
-
-def _view(obj: dict | None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "type": obj.get("type", ""),
-        "description": obj.get("description", ""),
-        "config": dict(obj.get("config") or {}),
-    }
-
-
-def _create(api, name: str, project: str, body: dict, current: dict | None) -> None:
-    """Create the network; on a cluster, first on each member, then the whole."""
-    members = api.cluster_members()
-    if members is not None:
-        pending = set((current or {}).get("locations") or [])
-        for member in members:
-            if member in pending:
-                continue
-            try:
-                api.post(
-                    f"Defining Incus network '{name}' on cluster member {member}",
-                    "networks",
-                    {
-                        "name": name,
-                        "type": body["type"],
-                        "description": body["description"],
-                        "config": {},
-                    },
-                    project,
-                    params={"target": member},
-                )
-            except IncusError as exc:
-                # Defined there by an interrupted run (a server that does not list a
-                # pending network's members answers so).
-                if "already" not in str(exc):
-                    raise
-    api.post(f"Creating Incus network '{name}'", "networks", body, project)
-    if members is not None:
-        # The create that commits a cluster network may keep what the pending member
-        # definitions held; set what differs, so that the next run finds nothing to do.
-        created = api.get(f"networks/{name}", project) or {}
-        config = dict(created.get("config") or {})
-        if created.get("description", "") != body["description"] or any(
-            config.get(k) != v for k, v in body["config"].items()
-        ):
-            config.update(body["config"])
-            api.put(
-                f"Configuring Incus network '{name}'",
-                f"networks/{name}",
-                {"description": body["description"], "config": config},
-                project,
-            )
 
 
 def _check_overlap(api, name: str, project: str, config: dict) -> None:
@@ -181,91 +119,111 @@ def _check_overlap(api, name: str, project: str, config: dict) -> None:
                 )
 
 
+class Network(Reconciler):
+    kind = "network"
+    noun = "Incus network"
+    shown = {"type": "", "description": "", "config": {}}
+    collection = "networks"
+    # Defined on some cluster members by an interrupted run, never created.
+    pending: dict | None = None
+
+    def read(self) -> dict | None:
+        current = super().read()
+        if current is not None and current.get("status") == "Pending":
+            self.pending, current = current, None
+        if current is not None and not current.get("managed"):
+            raise IncusError(
+                f"'{self.name}' is an unmanaged host interface, not an Incus network; "
+                "choose another name."
+            )
+        return current
+
+    def absent(self, current: dict | None) -> None:
+        if current is None and self.pending is not None:
+            if not self.check:
+                self.api.delete(f"Removing pending {self.label}", self.path, self.project)
+            self.changes.append("state")
+            self.finish({}, {})
+        super().absent(current)
+
+    def new(self) -> dict:
+        config = stringify(self.p["config"])
+        _check_overlap(self.api, self.name, self.project, config)
+        return {
+            "name": self.name,
+            "type": self.p["type"],
+            "description": self.p["description"] or "",
+            "config": config,
+        }
+
+    def create(self, body: dict) -> None:
+        """On a cluster, define the network on each member first, then create it."""
+        members = self.api.cluster_members()
+        if members is not None:
+            self.define_on_members(members, body)
+        super().create(body)
+        if members is not None:
+            self.settle(body)
+
+    def define_on_members(self, members: list[str], body: dict) -> None:
+        done = set((self.pending or {}).get("locations") or [])
+        for member in members:
+            if member in done:
+                continue
+            try:
+                self.api.post(
+                    f"Defining {self.label} on cluster member {member}",
+                    "networks",
+                    {
+                        "name": self.name,
+                        "type": body["type"],
+                        "description": body["description"],
+                        "config": {},
+                    },
+                    self.project,
+                    params={"target": member},
+                )
+            except IncusError as exc:
+                # Defined there by an interrupted run (a server that does not list a
+                # pending network's members answers so).
+                if "already" not in str(exc):
+                    raise
+
+    def settle(self, body: dict) -> None:
+        """The create that commits a cluster network may keep what the pending member
+        definitions held; set what differs, so that the next run finds nothing to do."""
+        created = self.read() or {}
+        config = dict(created.get("config") or {})
+        if created.get("description", "") != body["description"] or any(
+            config.get(k) != v for k, v in body["config"].items()
+        ):
+            config.update(body["config"])
+            self.api.put(
+                f"Configuring {self.label}",
+                self.path,
+                {"description": body["description"], "config": config},
+                self.project,
+            )
+
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
+        changes: list[str] = []
+        config = merge_config(before["config"], stringify(self.p["config"]), changes)
+        if any(f"config.{key}" in changes for key in ADDRESS_KEYS):
+            _check_overlap(self.api, self.name, self.project, config)
+        description = description_change(self.p, before, changes)
+        after = dict(before, description=description, config=config)
+        return after, {"description": description, "config": config}, changes
+
+
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
+    Network.execute(
         type={
             "type": "str",
             "default": "bridge",
             "choices": ["bridge", "macvlan", "sriov", "ovn", "physical"],
         },
-        description={"type": "str"},
         config={"type": "dict", "default": {}},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-
-    def body(api) -> None:
-        name, project = p["name"], p["project"]
-        if p["state"] == "absent" and not api.project_exists(project):
-            module.exit_json(changed=False, network={}, changes=[])
-        api.require_project(project)
-        path = f"networks/{name}"
-        current = api.get(path, project)
-        if current is not None and current.get("status") == "Pending":
-            # Defined on some members by an interrupted run, never created: finish it.
-            current_pending, current = current, None
-        else:
-            current_pending = None
-        if current is not None and not current.get("managed"):
-            raise IncusError(
-                f"'{name}' is an unmanaged host interface, not an Incus network; "
-                "choose another name."
-            )
-        before = _view(current)
-        if p["state"] == "absent":
-            if current_pending is not None:
-                if not module.check_mode:
-                    api.delete(f"Removing pending Incus network '{name}'", path, project)
-                exit_with(module, "network", {}, {}, ["state"])
-            if current is None:
-                module.exit_json(changed=False, network={}, changes=[])
-            if not module.check_mode:
-                api.delete(f"Removing Incus network '{name}'", path, project)
-            exit_with(module, "network", before, {}, ["state"])
-
-        wanted = stringify(p["config"])
-        if current is None:
-            _check_overlap(api, name, project, wanted)
-            after = {
-                "name": name,
-                "type": p["type"],
-                "description": p["description"] or "",
-                "config": wanted,
-            }
-            if not module.check_mode:
-                body = {k: after[k] for k in ("name", "type", "description", "config")}
-                _create(api, name, project, body, current_pending)
-                after = _view(api.get(path, project))
-            exit_with(module, "network", {}, after, ["state"])
-
-        changes: list[str] = []
-        config = dict(before["config"])
-        for key, value in wanted.items():
-            if config.get(key) != value:
-                changes.append(f"config.{key}")
-                config[key] = value
-        if any(f"config.{key}" in changes for key in ADDRESS_KEYS):
-            _check_overlap(api, name, project, config)
-        description = before["description"]
-        if p["description"] is not None and p["description"] != description:
-            changes.append("description")
-            description = p["description"]
-        after = dict(before, description=description, config=config)
-        if changes and not module.check_mode:
-            api.put(
-                f"Updating Incus network '{name}' ({', '.join(changes)})",
-                path,
-                {"description": description, "config": config},
-                project,
-            )
-            after = _view(api.get(path, project))
-        exit_with(module, "network", before, after, changes)
-
-    run_module(module, body)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ description:
     not by their place in the list), with C(state) defaulting to V(enabled).
   - Assign the ACL with C(security.acls) on a network or on an instance's NIC
     device. On a bridge, ACLs on NIC devices need Incus's nftables firewall driver.
+  - Incus refuses to remove an ACL while a network or NIC uses it.
 author: aistack developers
 options:
   name:
@@ -29,9 +30,6 @@ options:
         without C(features.networks) this is V(default).
     type: str
     default: default
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
   ingress:
     description:
       - Rules for traffic towards the NIC; each a mapping of Incus rule fields
@@ -46,15 +44,9 @@ options:
     type: list
     elements: dict
     default: []
-  state:
-    description:
-      - V(present) creates or updates; V(absent) removes.
-      - Incus refuses to remove an ACL while a network or NIC uses it.
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -78,7 +70,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 network_acl:
-  description: The ACL after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The ACL after the run (in check mode, as it would be) - C(name), C(description) and its
+    rules in C(ingress) and C(egress); empty when absent.
   returned: always
   type: dict
   sample:
@@ -92,20 +86,22 @@ network_acl:
         destination_port: "11434"
     egress: []
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(ingress) or C(egress) when that rule set differed, C(description), or C(state) when the
+    ACL was created or removed.
   returned: always
   type: list
   elements: str
   sample: [ingress]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
-    connection_argument_spec,
-    exit_with,
-    run_module,
     stringify,
+)
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
 )
 
 ACTIONS = ("allow", "allow-stateless", "reject", "drop")
@@ -147,85 +143,56 @@ def _key(rules: list[dict]) -> list[tuple]:
     return sorted(tuple(sorted(r.items())) for r in rules)
 
 
-def _view(obj: dict | None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "description": obj.get("description", ""),
-        "ingress": _rules(obj.get("ingress")),
-        "egress": _rules(obj.get("egress")),
-    }
+class NetworkAcl(Reconciler):
+    kind = "network_acl"
+    noun = "Incus network ACL"
+    collection = "network-acls"
+
+    def view(self, obj: dict) -> dict:
+        return {
+            "name": obj["name"],
+            "description": obj.get("description", ""),
+            "ingress": _rules(obj.get("ingress")),
+            "egress": _rules(obj.get("egress")),
+        }
+
+    def rules(self, direction: str) -> list[dict]:
+        return [
+            _rule(r, f"ACL '{self.name}' {direction}[{i}]")
+            for i, r in enumerate(self.p[direction])
+        ]
+
+    def new(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.p["description"] or "",
+            "ingress": self.rules("ingress"),
+            "egress": self.rules("egress"),
+        }
+
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
+        ingress, egress = self.rules("ingress"), self.rules("egress")
+        changes = [
+            direction
+            for direction, rules in (("ingress", ingress), ("egress", egress))
+            if _key(before[direction]) != _key(rules)
+        ]
+        description = description_change(self.p, before, changes)
+        after = dict(before, description=description, ingress=ingress, egress=egress)
+        body = {
+            "description": description,
+            "ingress": ingress,
+            "egress": egress,
+            "config": current.get("config") or {},
+        }
+        return after, body, changes
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
-        description={"type": "str"},
+    NetworkAcl.execute(
         ingress={"type": "list", "elements": "dict", "default": []},
         egress={"type": "list", "elements": "dict", "default": []},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-
-    def body(api) -> None:
-        name, project = p["name"], p["project"]
-        if p["state"] == "absent" and not api.project_exists(project):
-            module.exit_json(changed=False, network_acl={}, changes=[])
-        api.require_project(project)
-        path = f"network-acls/{name}"
-        current = api.get(path, project)
-        before = _view(current)
-        if p["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False, network_acl={}, changes=[])
-            if not module.check_mode:
-                api.delete(f"Removing Incus network ACL '{name}'", path, project)
-            exit_with(module, "network_acl", before, {}, ["state"])
-
-        ingress = [_rule(r, f"ACL '{name}' ingress[{i}]") for i, r in enumerate(p["ingress"])]
-        egress = [_rule(r, f"ACL '{name}' egress[{i}]") for i, r in enumerate(p["egress"])]
-        if current is None:
-            after = {
-                "name": name,
-                "description": p["description"] or "",
-                "ingress": ingress,
-                "egress": egress,
-            }
-            if not module.check_mode:
-                api.post(f"Creating Incus network ACL '{name}'", "network-acls", after, project)
-                after = _view(api.get(path, project))
-            exit_with(module, "network_acl", {}, after, ["state"])
-
-        changes: list[str] = []
-        if _key(before["ingress"]) != _key(ingress):
-            changes.append("ingress")
-        if _key(before["egress"]) != _key(egress):
-            changes.append("egress")
-        description = before["description"]
-        if p["description"] is not None and p["description"] != description:
-            changes.append("description")
-            description = p["description"]
-        after = dict(before, description=description, ingress=ingress, egress=egress)
-        if changes and not module.check_mode:
-            api.put(
-                f"Updating Incus network ACL '{name}' ({', '.join(changes)})",
-                path,
-                {
-                    "description": description,
-                    "ingress": ingress,
-                    "egress": egress,
-                    "config": (current or {}).get("config") or {},
-                },
-                project,
-            )
-            after = _view(api.get(path, project))
-        exit_with(module, "network_acl", before, after, changes)
-
-    run_module(module, body)
 
 
 if __name__ == "__main__":

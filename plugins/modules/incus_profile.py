@@ -15,6 +15,8 @@ description:
     profile holds, so a key or device removed from the request is removed from
     the profile.
   - The V(default) profile of a project always exists; V(present) updates it.
+  - Incus refuses to remove a profile while instances use it.
+  - O(config) holds keys such as C(nvidia.runtime) or C(limits.memory).
 author: aistack developers
 options:
   name:
@@ -25,28 +27,14 @@ options:
     description: Project the profile lives in (one with C(features.profiles), or V(default)).
     type: str
     default: default
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
-  config:
-    description:
-      - Profile config, for example C(nvidia.runtime) or C(limits.memory).
-      - Values are compared as strings; booleans become C(true)/C(false).
-    type: dict
-    default: {}
   devices:
     description: Devices by name, each a mapping of device keys (C(type) is required by Incus).
     type: dict
     default: {}
-  state:
-    description:
-      - V(present) creates or updates; V(absent) removes.
-      - Incus refuses to remove a profile while instances use it.
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -70,7 +58,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 profile:
-  description: The profile after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The profile after the run (in check mode, as it would be) - C(name), C(description),
+    C(config), C(devices); empty when absent.
   returned: always
   type: dict
   sample:
@@ -79,113 +69,57 @@ profile:
     config: {nvidia.runtime: "true"}
     devices: {gpu: {type: gpu}}
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(config.KEY) and C(devices.NAME) for each key or device that differed (added, changed or
+    removed), C(description), or C(state) when the profile was created or removed.
   returned: always
   type: list
   elements: str
   sample: [devices.gpu]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
-    connection_argument_spec,
-    exit_with,
-    run_module,
     stringify,
     stringify_devices,
 )
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
+    diff_keys,
+)
 
 
-def _view(obj: dict | None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "description": obj.get("description", ""),
-        "config": dict(obj.get("config") or {}),
-        "devices": {k: dict(v) for k, v in (obj.get("devices") or {}).items()},
-    }
+class Profile(Reconciler):
+    kind = "profile"
+    noun = "Incus profile"
+    shown = {"description": "", "config": {}, "devices": {}}
+    collection = "profiles"
+    preview_in_new_project = True
+    label_with_project = True
 
+    def new(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.p["description"] or "",
+            "config": stringify(self.p["config"]),
+            "devices": stringify_devices(self.p["devices"]),
+        }
 
-def _diff_keys(prefix: str, old: dict, new: dict) -> list[str]:
-    return [f"{prefix}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
+        config = stringify(self.p["config"])
+        devices = stringify_devices(self.p["devices"])
+        changes = diff_keys("config", before["config"], config)
+        changes += diff_keys("devices", before["devices"], devices)
+        description = description_change(self.p, before, changes)
+        body = {"description": description, "config": config, "devices": devices}
+        return {"name": self.name, **body}, body, changes
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        project={"type": "str", "default": "default"},
-        description={"type": "str"},
+    Profile.execute(
         config={"type": "dict", "default": {}},
         devices={"type": "dict", "default": {}},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-
-    def body(api) -> None:
-        name, project = p["name"], p["project"]
-        if p["state"] == "absent" and not api.project_exists(project):
-            module.exit_json(changed=False, profile={}, changes=[])
-        if module.check_mode and p["state"] == "present" and not api.project_exists(project):
-            # The project itself is only being created in this check run.
-            after = {
-                "name": name,
-                "description": p["description"] or "",
-                "config": stringify(p["config"]),
-                "devices": stringify_devices(p["devices"]),
-            }
-            exit_with(module, "profile", {}, after, ["state"])
-        api.require_project(project)
-        path = f"profiles/{name}"
-        current = api.get(path, project)
-        before = _view(current)
-        if p["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False, profile={}, changes=[])
-            if not module.check_mode:
-                api.delete(f"Removing Incus profile '{name}' (project {project})", path, project)
-            exit_with(module, "profile", before, {}, ["state"])
-
-        config = stringify(p["config"])
-        devices = stringify_devices(p["devices"])
-        if current is None:
-            after = {
-                "name": name,
-                "description": p["description"] or "",
-                "config": config,
-                "devices": devices,
-            }
-            if not module.check_mode:
-                api.post(
-                    f"Creating Incus profile '{name}' (project {project})",
-                    "profiles",
-                    after,
-                    project,
-                )
-                after = _view(api.get(path, project))
-            exit_with(module, "profile", {}, after, ["state"])
-
-        description = before["description"]
-        if p["description"] is not None:
-            description = p["description"]
-        after = {"name": name, "description": description, "config": config, "devices": devices}
-        changes = _diff_keys("config", before["config"], config)
-        changes += _diff_keys("devices", before["devices"], devices)
-        if description != before["description"]:
-            changes.append("description")
-        if changes and not module.check_mode:
-            api.put(
-                f"Updating Incus profile '{name}' (project {project}; {', '.join(changes)})",
-                path,
-                {"description": description, "config": config, "devices": devices},
-                project,
-            )
-            after = _view(api.get(path, project))
-        exit_with(module, "profile", before, after, changes)
-
-    run_module(module, body)
 
 
 if __name__ == "__main__":

@@ -15,31 +15,19 @@ description:
     else set are left alone.
   - C(features.*) keys can only change while the project is empty; Incus
     refuses otherwise and the module fails with its message.
+  - Incus removes only empty projects (no instances, images, volumes or
+    profiles besides C(default)); the module fails naming what is left.
+  - O(config) holds project keys such as C(features.profiles) or C(limits.instances).
 author: aistack developers
 options:
   name:
     description: Project name.
     type: str
     required: true
-  description:
-    description: Free-text description. Left unchanged when omitted.
-    type: str
-  config:
-    description:
-      - Project config keys, for example C(features.profiles) or C(limits.instances).
-      - Values are compared as strings (Incus stores them so); booleans become C(true)/C(false).
-    type: dict
-    default: {}
-  state:
-    description:
-      - V(present) creates or updates the project; V(absent) removes it.
-      - Incus removes only empty projects (no instances, images, volumes or
-        profiles besides C(default)).
-    type: str
-    choices: [present, absent]
-    default: present
 extends_documentation_fragment:
   - homelab.aistack.incus
+  - homelab.aistack.incus.config
+  - homelab.aistack.incus.object
 """
 
 EXAMPLES = r"""
@@ -59,7 +47,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 project:
-  description: The project after the run (as it would be, in check mode); empty when absent.
+  description: >-
+    The project after the run (in check mode, as it would be) - C(name), C(description),
+    C(config); empty when absent.
   returned: always
   type: dict
   sample:
@@ -69,94 +59,61 @@ project:
       features.images: "false"
       features.profiles: "true"
 changes:
-  description: Names of the fields that differed from the request.
+  description: >-
+    C(config.KEY) for each requested config key that differed, C(description), or C(state) when
+    the project was created or removed.
   returned: always
   type: list
   elements: str
   sample: [config.features.images]
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (  # noqa: E402
     IncusError,
-    connection_argument_spec,
-    exit_with,
-    run_module,
     stringify,
+)
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_reconcile import (  # noqa: E402
+    Reconciler,
+    description_change,
+    merge_config,
 )
 
 
-def _view(obj: dict | None) -> dict:
-    if not obj:
-        return {}
-    return {
-        "name": obj["name"],
-        "description": obj.get("description", ""),
-        "config": dict(obj.get("config") or {}),
-    }
+class Project(Reconciler):
+    kind = "project"
+    noun = "Incus project"
+    shown = {"description": "", "config": {}}
+    collection = "projects"
+    in_project = False
+
+    def new(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.p["description"] or "",
+            "config": stringify(self.p["config"]),
+        }
+
+    def update(self, current: dict, before: dict) -> tuple[dict, dict, list[str]]:
+        changes: list[str] = []
+        config = merge_config(before["config"], stringify(self.p["config"]), changes)
+        description = description_change(self.p, before, changes)
+        body = {"description": description, "config": config}
+        return {"name": self.name, **body}, body, changes
+
+    def remove(self, current: dict) -> None:
+        used = [u for u in current.get("used_by") or [] if "/profiles/default" not in u]
+        if used:
+            raise IncusError(
+                f"Incus project '{self.name}' is not empty, remove these first: "
+                + ", ".join(sorted(used))
+            )
+        super().remove(current)
 
 
 def main() -> None:
-    spec = connection_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        description={"type": "str"},
+    Project.execute(
         config={"type": "dict", "default": {}},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-
-    def body(api) -> None:
-        name = p["name"]
-        current = api.get(f"projects/{name}")
-        before = _view(current)
-        changes: list[str] = []
-        if p["state"] == "absent":
-            if current is None:
-                module.exit_json(changed=False, project={}, changes=[])
-            if not module.check_mode:
-                used = [u for u in current.get("used_by") or [] if "/profiles/default" not in u]
-                if used:
-                    raise IncusError(
-                        f"Incus project '{name}' is not empty, remove these first: "
-                        + ", ".join(sorted(used))
-                    )
-                api.delete(f"Removing Incus project '{name}'", f"projects/{name}")
-            exit_with(module, "project", before, {}, ["state"])
-
-        wanted = stringify(p["config"])
-        if current is None:
-            after = {"name": name, "description": p["description"] or "", "config": wanted}
-            if not module.check_mode:
-                api.post(
-                    f"Creating Incus project '{name}'",
-                    "projects",
-                    {"name": name, "description": after["description"], "config": wanted},
-                )
-                after = _view(api.get(f"projects/{name}"))
-            exit_with(module, "project", {}, after, ["state"])
-
-        config = dict(before["config"])
-        for key, value in wanted.items():
-            if config.get(key) != value:
-                changes.append(f"config.{key}")
-                config[key] = value
-        description = before["description"]
-        if p["description"] is not None and p["description"] != description:
-            changes.append("description")
-            description = p["description"]
-        after = {"name": name, "description": description, "config": config}
-        if changes and not module.check_mode:
-            api.put(
-                f"Updating Incus project '{name}' ({', '.join(changes)})",
-                f"projects/{name}",
-                {"description": description, "config": config},
-            )
-            after = _view(api.get(f"projects/{name}"))
-        exit_with(module, "project", before, after, changes)
-
-    run_module(module, body)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,10 @@ options:
 requirements:
   - pylxd and cryptography (on the controller, in the Python that runs Ansible)
 notes:
-  - Supports check mode (reports what it would write; never contacts the trust endpoint).
+  - Supports check mode and diff mode. Check mode writes nothing (no file, no mode)
+    and never contacts the trust endpoint; it reports what a run would write. The
+    diff names each file with its mode (and, for certificates and config.yml, its
+    SHA-256), and the remote's entry in C(config.yml); a key is shown by its mode only.
 """
 
 EXAMPLES = r"""
@@ -101,7 +104,10 @@ server_cert:
   returned: always
   type: str
 changes:
-  description: What was written (C(client_certificate), C(server_certificate), C(trust), C(config)).
+  description:
+    - What was (in check mode, would be) written - C(client_certificate),
+      C(client_key_mode) (group or other access taken away from the key),
+      C(server_certificate), C(trust), C(config).
   returned: always
   type: list
   elements: str
@@ -113,37 +119,11 @@ from ansible_collections.homelab.aistack.plugins.module_utils.incus_api import (
     IncusError,
     require_pylxd,
 )
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - Ansible itself depends on PyYAML
-    yaml = None
-
-
-def _config_dir(given: str | None) -> str:
-    if given:
-        return given
-    if os.environ.get("INCUS_CONF"):
-        return os.environ["INCUS_CONF"]
-    return os.path.join(os.path.expanduser("~"), ".config", "incus")
-
-
-def _write(path: str, data: bytes, mode: int) -> bool:
-    """Write data when it differs; always leave the mode as asked. True when written."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    if os.path.exists(path):
-        with open(path, "rb") as fh:
-            same = fh.read() == data
-        if same:
-            if os.stat(path).st_mode & 0o777 != mode:
-                os.chmod(path, mode)
-            return False
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path + ".tmp", mode)
-    os.replace(path + ".tmp", path)
-    return True
+from ansible_collections.homelab.aistack.plugins.module_utils.incus_client_config import (  # noqa: E402
+    ClientFiles,
+    config_dir,
+    remote_entry,
+)
 
 
 def _generate_pair(common_name: str) -> tuple[bytes, bytes]:
@@ -203,38 +183,96 @@ def _fingerprint(pem: bytes) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.decode())).hexdigest()
 
 
-def _remote_entry(url: str) -> dict:
-    if url.startswith("unix:"):
-        path = url.split(":", 1)[1].lstrip("/")
-        return {"addr": f"unix:///{path}" if path else "unix://", "protocol": "incus",
-                "public": False}
-    return {"addr": url.rstrip("/"), "auth_type": "tls", "protocol": "incus", "public": False}
+def _client_pair(p: dict, files: ClientFiles, changes: list[str]) -> bool:
+    """Make the client pair when neither file exists; keep the key private.
+    True when the pair existed before this run."""
+    cert, key = p["client_cert"], p["client_key"]
+    if not cert or not key:
+        raise IncusError("client_cert and client_key must both be given.")
+    have = (os.path.exists(cert), os.path.exists(key))
+    if have == (False, False):
+        if not files.check:
+            cert_pem, key_pem = _generate_pair(p["client_name"])
+            files.write(key, key_pem, 0o600, secret=True)
+            files.write(cert, cert_pem, 0o644)
+        changes.append("client_certificate")
+        return False
+    if have != (True, True):
+        missing = cert if not have[0] else key
+        raise IncusError(
+            f"{missing} is missing while its pair exists: restore it, or remove both "
+            "files to have a new client certificate made (the server must then trust it)."
+        )
+    if files.private(key):
+        changes.append("client_key_mode")
+    return True
 
 
-def _client_config(path: str, name: str, entry: dict) -> bytes | None:
-    """config.yml with the remote set as asked, or None when it already is."""
-    config: dict = {}
-    if os.path.exists(path):
-        with open(path) as fh:
-            config = yaml.safe_load(fh) or {}
-    else:
-        # What the CLI writes for itself the first time; kept so `local` stays the default.
-        config = {
-            "default-remote": "local",
-            "remotes": {
-                "images": {"addr": "https://images.linuxcontainers.org",
-                           "protocol": "simplestreams", "public": True},
-                "local": {"addr": "unix://", "protocol": "incus", "public": False},
-            },
-            "aliases": {},
-        }
-    remotes = config.setdefault("remotes", {}) or {}
-    config["remotes"] = remotes
-    current = remotes.get(name) or {}
-    if all(current.get(k) == v for k, v in entry.items()):
-        return None
-    remotes[name] = {**current, **entry}
-    return yaml.safe_dump(config, default_flow_style=False, sort_keys=True).encode()
+def _server_pem(p: dict, pinned: str) -> bytes | None:
+    """The server certificate to pin: given, fetched and checked against the trust
+    token, or pinned by an earlier run; None when the system CAs must vouch."""
+    url = p["url"]
+    if p["server_cert"]:
+        with open(p["server_cert"], "rb") as fh:
+            return fh.read()
+    if p["trust_token"]:
+        expected = _token_fingerprint(p["trust_token"])
+        server_pem = _fetch_server_cert(url, p["timeout"])
+        if _fingerprint(server_pem) != expected:
+            raise IncusError(
+                f"Incus at {url} presents a certificate with fingerprint "
+                f"{_fingerprint(server_pem)}, but the trust token names {expected}: "
+                "the address reaches another server (or a man in the middle). Check "
+                "remote_url and make the token on that server."
+            )
+        return server_pem
+    if os.path.exists(pinned):
+        # Pinned by an earlier run (or by `incus remote add`): the token is spent by now.
+        with open(pinned, "rb") as fh:
+            return fh.read()
+    return None
+
+
+def _remote(p: dict, files: ClientFiles, changes: list[str]) -> str | None:
+    """Everything an https:// remote needs; returns the pinned server certificate's path."""
+    name, url, check = p["name"], p["url"], files.check
+    conf = config_dir(p["config_dir"])
+    had_pair = _client_pair(p, files, changes)
+    pinned: str | None = os.path.join(conf, "servercerts", f"{name}.crt")
+    server_pem = _server_pem(p, pinned)
+    if server_pem is None:
+        pinned = None
+    elif files.write(pinned, server_pem, 0o644):
+        changes.append("server_certificate")
+
+    # Check mode spends no token and writes nothing, so the modules after this one
+    # could not reach a server this controller never connected to: say so, once.
+    if check and (not had_pair or (pinned and not os.path.exists(pinned))):
+        raise IncusError(
+            f"Check mode cannot show remote '{name}' yet: this controller has never "
+            "connected to it (no client certificate or pinned server certificate). "
+            "Run make apply once (with the trust token), then make check."
+        )
+    cert, key = p["client_cert"], p["client_key"]
+    api = IncusApi({
+        "url": url, "client_cert": cert, "client_key": key,
+        "server_cert": pinned, "validate_certs": True, "timeout": p["timeout"],
+        "trust_token": None if check else p["trust_token"],
+    })
+    if api.trusted_by_token:
+        changes.append("trust")
+        files.before["trust"], files.after["trust"] = "not trusted", "trusted (token)"
+
+    with open(cert, "rb") as fh:
+        cert_pem = fh.read()
+    with open(key, "rb") as fh:
+        key_pem = fh.read()
+    wrote = files.write(os.path.join(conf, "clientcerts", f"{name}.crt"), cert_pem, 0o644)
+    wrote = files.write(os.path.join(conf, "clientcerts", f"{name}.key"), key_pem, 0o600,
+                        secret=True) or wrote
+    if files.remote(conf, name, remote_entry(url)) or wrote:
+        changes.append("config")
+    return pinned
 
 
 def main() -> None:
@@ -255,9 +293,9 @@ def main() -> None:
     require_pylxd(module)
     p = module.params
     name, url = p["name"], p["url"]
-    conf = _config_dir(p["config_dir"])
+    files = ClientFiles(module.check_mode)
     changes: list[str] = []
-    check = module.check_mode
+    cert = key = pinned = None
     try:
         if name == "local" or "/" in name or ":" in name:
             raise IncusError(
@@ -265,94 +303,19 @@ def main() -> None:
                 "a name may not hold '/' or ':'."
             )
         if url.startswith("unix:"):
-            if not check and _write_config(conf, name, _remote_entry(url)):
+            if files.remote(config_dir(p["config_dir"]), name, remote_entry(url)):
                 changes.append("config")
-            module.exit_json(changed=bool(changes), changes=changes, client_cert=None,
-                             client_key=None, server_cert=None)
-        if not url.startswith("https://"):
+        elif url.startswith("https://"):
+            cert, key = p["client_cert"], p["client_key"]
+            pinned = _remote(p, files, changes)
+        else:
             raise IncusError(
                 f"'{url}' is not an Incus address: use https://host:8443 or unix:/path."
             )
-
-        cert, key = p["client_cert"], p["client_key"]
-        if not cert or not key:
-            raise IncusError("client_cert and client_key must both be given.")
-        have = (os.path.exists(cert), os.path.exists(key))
-        if have == (False, False):
-            if not check:
-                cert_pem, key_pem = _generate_pair(p["client_name"])
-                _write(key, key_pem, 0o600)
-                _write(cert, cert_pem, 0o644)
-            changes.append("client_certificate")
-        elif have != (True, True):
-            missing = cert if not have[0] else key
-            raise IncusError(
-                f"{missing} is missing while its pair exists: restore it, or remove both "
-                "files to have a new client certificate made (the server must then trust it)."
-            )
-        elif os.stat(key).st_mode & 0o077:
-            os.chmod(key, 0o600)
-
-        server_pem = None
-        if p["server_cert"]:
-            with open(p["server_cert"], "rb") as fh:
-                server_pem = fh.read()
-        elif p["trust_token"]:
-            expected = _token_fingerprint(p["trust_token"])
-            server_pem = _fetch_server_cert(url, p["timeout"])
-            if _fingerprint(server_pem) != expected:
-                raise IncusError(
-                    f"Incus at {url} presents a certificate with fingerprint "
-                    f"{_fingerprint(server_pem)}, but the trust token names {expected}: "
-                    "the address reaches another server (or a man in the middle). Check "
-                    "remote_url and make the token on that server."
-                )
-        pinned = os.path.join(conf, "servercerts", f"{name}.crt")
-        if server_pem is None and os.path.exists(pinned):
-            # Pinned by an earlier run (or by `incus remote add`): the token is spent by now.
-            with open(pinned, "rb") as fh:
-                server_pem = fh.read()
-        if server_pem is None:
-            pinned = None
-        if pinned and not check and _write(pinned, server_pem, 0o644):
-            changes.append("server_certificate")
-
-        # Check mode spends no token and writes nothing, so the modules after this one
-        # could not reach a server this controller never connected to: say so, once.
-        if check and (have != (True, True) or (pinned and not os.path.exists(pinned))):
-            raise IncusError(
-                f"Check mode cannot show remote '{name}' yet: this controller has never "
-                "connected to it (no client certificate or pinned server certificate). "
-                "Run make apply once (with the trust token), then make check."
-            )
-        api = IncusApi({
-            "url": url, "client_cert": cert, "client_key": key,
-            "server_cert": pinned, "validate_certs": True, "timeout": p["timeout"],
-            "trust_token": None if check else p["trust_token"],
-        })
-        if api.trusted_by_token:
-            changes.append("trust")
-
-        if not check:
-            with open(cert, "rb") as fh:
-                cert_pem_now = fh.read()
-            with open(key, "rb") as fh:
-                key_pem_now = fh.read()
-            wrote = _write(os.path.join(conf, "clientcerts", f"{name}.crt"), cert_pem_now, 0o644)
-            wrote = _write(os.path.join(conf, "clientcerts", f"{name}.key"), key_pem_now,
-                           0o600) or wrote
-            if _write_config(conf, name, _remote_entry(url)) or wrote:
-                changes.append("config")
     except IncusError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=bool(changes), changes=changes, client_cert=cert,
-                     client_key=key, server_cert=pinned)
-
-
-def _write_config(conf: str, name: str, entry: dict) -> bool:
-    path = os.path.join(conf, "config.yml")
-    data = _client_config(path, name, entry)
-    return data is not None and _write(path, data, 0o600)
+    module.exit_json(changed=bool(changes), changes=changes, diff=files.diff(),
+                     client_cert=cert, client_key=key, server_cert=pinned)
 
 
 if __name__ == "__main__":

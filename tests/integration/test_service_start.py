@@ -1,0 +1,79 @@
+"""The internal role service_common, which ollama_server, stt_server and open_webui share:
+a service that never answers stops the run with the reason and the end of its journal; one
+that answers is started once and a second run changes nothing. Runs on a bare container of
+the aistack image (project t-svc); the roles' own scenarios run it for the real services."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+from incus_harness import incus, incus_exec, playbook, query, recap
+
+pytestmark = pytest.mark.incus
+
+PROJECT = "t-svc"
+INSTANCE = "t-svc-1"
+IMAGE = "aistack/debian-12"
+
+
+@pytest.fixture(scope="module")
+def machine():
+    created_project = query(f"/1.0/projects/{PROJECT}") is None
+    if created_project:
+        incus("project", "create", PROJECT, "--config", "features.images=false",
+              "--config", "features.profiles=false")
+    incus("delete", "--force", "--project", PROJECT, INSTANCE, check=False)
+    incus("launch", IMAGE, INSTANCE, "--project", PROJECT)
+    try:
+        deadline = time.monotonic() + 120
+        while incus_exec(PROJECT, INSTANCE, "test -x /usr/bin/python3").returncode != 0:
+            assert time.monotonic() < deadline, f"{INSTANCE} did not come up"
+            time.sleep(2)
+        yield INSTANCE
+    finally:
+        incus("delete", "--force", "--project", PROJECT, INSTANCE, check=False)
+        if created_project and not (query(f"/1.0/instances?project={PROJECT}") or []):
+            incus("project", "delete", PROJECT, check=False)
+
+
+def _run(machine: str, tmp_path, unit: str, command: str) -> tuple[int, str]:
+    inventory = tmp_path / "inventory.yml"
+    host = {
+        "ansible_connection": "community.general.incus",
+        "ansible_incus_project": PROJECT,
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {machine: host}}}))
+    extra = json.dumps({"t_svc_unit": unit, "t_svc_command": command})
+    proc = playbook("tests/integration/fixtures/service_start.yml", inventory, "-e", extra)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_a_service_that_never_answers_fails_with_its_journal(machine, tmp_path):
+    rc, output = _run(machine, tmp_path, "t-svc-mute.service",
+                      "/bin/sh -c 'echo t-svc says it is stuck; exec sleep 600'")
+    flat = " ".join(output.split())
+    assert rc != 0, output[-3000:]
+    assert (f"The test service on {machine} did not become ready at "
+            "http://127.0.0.1:8765/ within 6 s") in flat, output[-3000:]
+    assert "Last lines of `journalctl -u t-svc-mute.service`:" in flat
+    assert "t-svc says it is stuck" in flat, output[-3000:]
+
+
+def test_a_service_that_answers_starts_once(machine, tmp_path):
+    unit = "t-svc-web.service"
+    command = "/usr/bin/python3 -m http.server 8765 --bind 127.0.0.1 --directory /"
+    incus_exec(PROJECT, machine, "systemctl stop t-svc-mute.service")
+    rc, output = _run(machine, tmp_path, unit, command)
+    assert rc == 0, output[-3000:]
+    assert incus_exec(PROJECT, machine, f"systemctl is-active {unit}").returncode == 0
+    assert incus_exec(PROJECT, machine, f"systemctl is-enabled {unit}").returncode == 0
+    account = incus_exec(PROJECT, machine, "getent passwd t-svc").stdout
+    assert account.strip().endswith(":/var/lib/t-svc:/usr/sbin/nologin"), account
+
+    rc, output = _run(machine, tmp_path, unit, command)
+    assert rc == 0, output[-3000:]
+    assert recap(output)[machine]["changed"] == 0, output[-3000:]
