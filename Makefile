@@ -115,7 +115,7 @@ test: $(BIN)/aistack ## Everything: lint, unit, STT engine, Incus integration, m
 	@scripts/run-tests all
 
 .PHONY: test-unit
-test-unit: $(BIN)/aistack ## Generator, role-spec and aistack-stt tests (no Incus)
+test-unit: $(BIN)/aistack ## Lint, generator, role-spec, collection-build and aistack-stt tests (no Incus)
 	@scripts/run-tests unit
 
 .PHONY: test-integration

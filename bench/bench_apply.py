@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchdoc import write_section  # noqa: E402
+from benchdoc import publish  # noqa: E402
 
 from tests.helpers.checkout import make_checkout, ollama_test_double_vars  # noqa: E402
 
@@ -100,9 +100,7 @@ def main() -> int:
             "",
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    publish(SECTION, body, args.write)
     ok = first.seconds < 600 and second.seconds < 90 and second.changed() == 0
     return 0 if ok else 1
 

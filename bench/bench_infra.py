@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchdoc import write_section
+from benchdoc import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY = ROOT / "tests" / "integration" / "fixtures" / "infra" / "inventory"
@@ -112,9 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = [one_run() for _ in range(args.runs)]
     text = table(runs)
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
 
 
 if __name__ == "__main__":

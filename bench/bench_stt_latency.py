@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from benchdoc import free_port, write_section
+from benchdoc import publish, start_process
 from faster_whisper import WhisperModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,38 +72,16 @@ def audio_seconds(path: Path) -> float:
     return float(out.stdout)
 
 
-def start_server(model: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
-    env.update(
-        AISTACK_STT_HOST="127.0.0.1",
-        AISTACK_STT_PORT=str(port),
-        AISTACK_STT_MODEL=str(model),
-        AISTACK_STT_DEVICE="cpu",
-        AISTACK_STT_COMPUTE_TYPE="int8",
-        AISTACK_STT_CPU_THREADS=str(threads),
-        AISTACK_STT_BEAM_SIZE="5",
-        AISTACK_STT_LOG_LEVEL="warning",
-        HF_HUB_OFFLINE="1",
-    )
-    # This checkout's server, whatever the venv's editable install points at.
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT / "stt" / "src"), env.get("PYTHONPATH")])
-    )
-    proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("aistack-stt did not become ready")
+def start_server(model: Path, threads: int):
+    """`aistack-stt serve` (this checkout's code) as a process of its own, once ready."""
+    return start_process({
+        "AISTACK_STT_MODEL": str(model),
+        "AISTACK_STT_DEVICE": "cpu",
+        "AISTACK_STT_COMPUTE_TYPE": "int8",
+        "AISTACK_STT_CPU_THREADS": str(threads),
+        "AISTACK_STT_BEAM_SIZE": "5",
+        "AISTACK_STT_LOG_LEVEL": "warning",
+    }, timeout=120)
 
 
 def direct(model: WhisperModel, clip: Path) -> tuple[float, str]:
@@ -211,21 +189,18 @@ def main() -> int:
         model = WhisperModel(
             str(args.model), device="cpu", compute_type="int8", cpu_threads=args.threads
         )
-        proc, url = start_server(args.model, args.threads)
+        server = start_server(args.model, args.threads)
         try:
-            with httpx.Client(base_url=url, timeout=300) as http:
+            with httpx.Client(base_url=server.url, timeout=300) as http:
                 rows = [
                     measure(model, http, "command", command, args.runs),
                     measure(model, http, "passage", passage, max(5, args.runs // 2)),
                 ]
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            server.stop(timeout=30)
     load = (load_before, os.getloadavg()[0])
     text = table(rows, args.threads, args.runs, args.model, load)
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
     return 0 if all(r.overhead <= TARGET for r in rows) else 1
 
 

@@ -1,4 +1,9 @@
-"""What the benchmarks share: a free loopback port and writing their section of the results.
+"""What the benchmarks share: the repository's server harness and writing their section of
+the results.
+
+Importing this module puts the repository root on sys.path, so that a benchmark run as
+`python bench/NAME.py` starts aistack-stt through the harness the tests use
+(tests/helpers/stt_server.py: one way to start it, one readiness rule).
 
 Each benchmark owns one `## ` section of docs/benchmarks.md; `write_section` replaces that
 section (up to the next `## ` heading) or appends it, and leaves the other sections as
@@ -7,18 +12,17 @@ they are.
 
 from __future__ import annotations
 
-import socket
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks.md"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from tests.helpers.stt_server import free_port, start_process  # noqa: E402
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["ROOT", "free_port", "publish", "start_process", "write_section"]
 
 
 def write_section(section: str, text: str, doc: Path = RESULTS) -> None:
@@ -39,3 +43,11 @@ def write_section(section: str, text: str, doc: Path = RESULTS) -> None:
         tail = "".join(lines[end:])
         new = "".join(lines[:start]) + body + ("\n" + tail if tail else "")
     doc.write_text(new)
+
+
+def publish(section: str, text: str, write: bool) -> None:
+    """Print a benchmark's result; with `write` (its --write flag) also put it in
+    docs/benchmarks.md as `section`."""
+    print(text)
+    if write:
+        write_section(section, text)

@@ -33,10 +33,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import numpy as np
 import websockets
-from benchdoc import free_port, write_section
+from benchdoc import start_process, write_section
 from faster_whisper import decode_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,36 +62,19 @@ def make_audio(tmp: Path, utterances: int) -> tuple[bytes, list[float]]:
 def start_server(
     model_dir: Path, interim: str | None, threads: int
 ) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
-    env.update(
-        AISTACK_STT_HOST="127.0.0.1",
-        AISTACK_STT_PORT=str(port),
-        AISTACK_STT_MODEL="base",
-        AISTACK_STT_MODEL_DIR=str(model_dir),
-        AISTACK_STT_DEVICE="cpu",
-        AISTACK_STT_CPU_THREADS=str(threads),
-        AISTACK_STT_LANGUAGE="en",
-        AISTACK_STT_WYOMING_ENABLED="false",
-        AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT="16",
-        AISTACK_STT_LOG_LEVEL="warning",
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=str(ROOT / "stt" / "src"),
-    )
-    if interim:
-        env["AISTACK_STT_INTERIM_MODEL"] = interim
-    proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("aistack-stt did not become ready")
+    """aistack-stt (this checkout) with base for finals and `interim` for interims, once ready."""
+    settings = {
+        "AISTACK_STT_MODEL": "base",
+        "AISTACK_STT_MODEL_DIR": str(model_dir),
+        "AISTACK_STT_DEVICE": "cpu",
+        "AISTACK_STT_CPU_THREADS": str(threads),
+        "AISTACK_STT_LANGUAGE": "en",
+        "AISTACK_STT_STREAM_MAX_SESSIONS_PER_CLIENT": "16",
+        "AISTACK_STT_LOG_LEVEL": "warning",
+        "AISTACK_STT_INTERIM_MODEL": interim,
+    }
+    server = start_process(settings, timeout=300)
+    return server.proc, server.url
 
 
 async def session(url: str, audio: bytes, ends: list[float], delay: float) -> dict:

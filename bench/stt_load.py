@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchdoc import ROOT, free_port, start_process  # noqa: E402
+
 LONG_TEXT = (
     "The quick brown fox jumps over the lazy dog. A speech server in a small home lab gets "
     "bursts of requests from a family talking to their assistant, while someone transcribes "
@@ -362,12 +363,6 @@ async def run_profiles(target, clips: dict[str, Clip], profiles, burst_clip: str
 # -- servers for `compare` -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_http(url: str, proc: subprocess.Popen, limit: float = 180) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -392,32 +387,21 @@ def start_aistack(
     src: str | None = None,
     device: str = "cpu",
     compute_type: str = "int8",
-) -> subprocess.Popen:
-    """aistack-stt from the venv, or (src) from another checkout's stt/src with this venv."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **tuning}
-    exe = [str(ROOT / ".venv/bin/aistack-stt")]
-    if src:
-        env["PYTHONPATH"] = str(Path(src).resolve())
-        exe = [str(ROOT / ".venv/bin/python"), "-m", "aistack_stt.cli"]
-    cmd = [
-        *exe,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--model",
-        str(model_dir),
-        "--device",
-        device,
-        "--compute-type",
-        compute_type,
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    _wait_http(f"http://127.0.0.1:{port}/health/ready", proc)
-    return proc
+):
+    """aistack-stt (this checkout's stt/src, or `src`: another checkout's, for before/after)
+    through the harness the tests use, once ready."""
+    return start_process(
+        {
+            "AISTACK_STT_MODEL": str(model_dir),
+            "AISTACK_STT_DEVICE": device,
+            "AISTACK_STT_COMPUTE_TYPE": compute_type,
+            "AISTACK_STT_LOG_LEVEL": "warning",
+            **tuning,
+        },
+        log=log_file,
+        port=port,
+        src=Path(src).resolve() if src else None,
+    )
 
 
 def start_fws(
@@ -497,20 +481,20 @@ def compare(args) -> None:
         for name in targets:
             log(f"{name}:")
             t_start, load0 = time.time(), os.getloadavg()[0]
-            proc = None
+            proc = aistack = None
             if name.split("@")[0].split("=")[0] == "aistack-stt":
                 # aistack-stt@AISTACK_STT_MAX_BATCH=1,AISTACK_STT_BULK_NICE=0 tries a variant;
                 # aistack-stt=/tmp/old/stt/src runs another checkout's code (before/after).
                 base, _, variant = name.partition("@")
                 src = base.partition("=")[2] or None
                 tuning = dict(kv.split("=", 1) for kv in variant.split(",") if kv)
-                port = _free_port()
-                proc = start_aistack(
+                port = free_port()
+                aistack = start_aistack(
                     model_dir, port, server_log, tuning, src, args.device, args.compute_type
                 )
                 target = HttpTarget(f"http://127.0.0.1:{port}/v1", "whisper-1")
             elif name == "faster-whisper-server":
-                port = _free_port()
+                port = free_port()
                 fws_exe = Path(args.fws_exe) if args.fws_exe else None
                 proc = start_fws(
                     model_dir, port, out, server_log, args.device, args.compute_type, fws_exe
@@ -523,6 +507,8 @@ def compare(args) -> None:
             try:
                 results = asyncio.run(_run_target(target, clips, profiles, args.burst_clip, log))
             finally:
+                if aistack is not None:
+                    aistack.stop()
                 if proc is not None:
                     _stop(proc)
             key, n = name, 1

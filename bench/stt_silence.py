@@ -30,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import voice_corpus  # noqa: E402
-from benchdoc import write_section  # noqa: E402
+from benchdoc import publish
 from voice_path import ROOT, start_stt, stop  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "stt" / "src"))
@@ -146,9 +146,7 @@ def main() -> int:
         lines.append(line)
     lines.append("")
     text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
     return 0
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
-from benchdoc import free_port, write_section
+from benchdoc import free_port, publish, start_process
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -71,43 +71,24 @@ def make_clip(tmp: Path) -> tuple[bytes, Path, float]:
     return pcm, wav_path, len(pcm) / (RATE * WIDTH * CHANNELS)
 
 
-def start_aistack(
-    model_dir: Path, threads: int, model: str = "tiny.en", **extra: str
-) -> tuple[subprocess.Popen, str, int]:
-    port, wyoming_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
-    env.update(
-        AISTACK_STT_HOST="127.0.0.1",
-        AISTACK_STT_PORT=str(port),
-        AISTACK_STT_MODEL=model,
-        AISTACK_STT_MODEL_DIR=str(model_dir),
-        AISTACK_STT_DEVICE="cpu",
-        AISTACK_STT_COMPUTE_TYPE="int8",
-        AISTACK_STT_CPU_THREADS=str(threads),
-        AISTACK_STT_BEAM_SIZE="5",
-        AISTACK_STT_LOG_LEVEL="warning",
-        AISTACK_STT_WYOMING_HOST="127.0.0.1",
-        AISTACK_STT_WYOMING_PORT=str(wyoming_port),
-        HF_HUB_OFFLINE="1",
+def start_aistack(model_dir: Path, threads: int, model: str = "tiny.en", **extra: str):
+    """One `aistack-stt serve` (this checkout's code) with both protocols, once ready; its
+    Wyoming port. `extra`: more AISTACK_STT_* settings."""
+    wyoming_port = free_port()
+    server = start_process({
+        "AISTACK_STT_MODEL": model,
+        "AISTACK_STT_MODEL_DIR": str(model_dir),
+        "AISTACK_STT_DEVICE": "cpu",
+        "AISTACK_STT_COMPUTE_TYPE": "int8",
+        "AISTACK_STT_CPU_THREADS": str(threads),
+        "AISTACK_STT_BEAM_SIZE": "5",
+        "AISTACK_STT_LOG_LEVEL": "warning",
+        "AISTACK_STT_WYOMING_ENABLED": "true",
+        "AISTACK_STT_WYOMING_HOST": "127.0.0.1",
+        "AISTACK_STT_WYOMING_PORT": str(wyoming_port),
         **extra,
-    )
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT / "stt" / "src"), env.get("PYTHONPATH")])
-    )
-    proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
-                return proc, url, wyoming_port
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("aistack-stt did not become ready")
+    }, timeout=120)
+    return server, wyoming_port
 
 
 def start_wfw(
@@ -244,8 +225,9 @@ def main() -> int:
         pcm, wav_path, audio_s = make_clip(Path(tmp))
         wav = wav_path.read_bytes()
         try:
-            proc, url, wyoming_port = start_aistack(args.model_dir, args.threads)
-            procs.append(proc)
+            server, wyoming_port = start_aistack(args.model_dir, args.threads)
+            procs.append(server.proc)
+            url = server.url
             targets: dict[str, Callable[[], str]] = {
                 "aistack-stt HTTP": lambda: http_call(url, wav),
                 "aistack-stt Wyoming": lambda: asyncio.run(_wyoming(wyoming_port, pcm)),
@@ -273,9 +255,7 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(timeout=30)
     text = report(times, audio_s, args.runs, (load_before, load_after))
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
     return 0
 
 

@@ -87,8 +87,9 @@ def p95(values: list[float]) -> float:
 def measure(model: str, args, pcm: bytes) -> dict[str, list[float]]:
     procs = []
     try:
-        proc, url, ours = start_aistack(args.model_dir, args.threads, model)
-        procs.append(proc)
+        server, ours = start_aistack(args.model_dir, args.threads, model)
+        procs.append(server.proc)
+        url = server.url
         wfw, theirs = start_wfw(args.wfw_python, args.model_dir, args.threads, model)
         procs.append(wfw)
         ports = {"aistack-stt": ours, "wyoming-faster-whisper": theirs}

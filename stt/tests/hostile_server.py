@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import http.server
 import os
-import signal
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-from stt_testkit import _free_port
-
-EXE = [sys.executable, "-m", "aistack_stt.cli", "serve"]
+from tests.helpers import stt_server
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -36,19 +30,8 @@ def _status(pid: int) -> dict[str, int]:
     return values
 
 
-@dataclass
-class ServerProcess:
-    proc: subprocess.Popen
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+class ServerProcess(stt_server.ServerProcess):
+    """The shared server process, with what the hostile tests read of it from /proc."""
 
     def rss_mib(self) -> float:
         return _status(self.pid)["VmRSS"] / 1024
@@ -60,44 +43,25 @@ class ServerProcess:
         """Start the peak (VmHWM) over from the current resident set (Linux: clear_refs 5)."""
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")
 
-    def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kw)
-
-    def health(self) -> dict:
-        return httpx.get(self.url + "/health", timeout=30).json()
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, as systemd stops it; SIGKILL only if it has not exited after `timeout`."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(timeout=30)
-
-
-def server_env(models_dir: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AISTACK_STT_", "HF_HUB_OFFLINE", "HF_ENDPOINT"))
-    }
-    env.update(
-        AISTACK_STT_HOST="127.0.0.1",
-        AISTACK_STT_PORT=str(port),
-        AISTACK_STT_MODEL="tiny.en",
-        AISTACK_STT_MODEL_DIR=str(models_dir),
-        AISTACK_STT_DEVICE="cpu",
-        AISTACK_STT_CPU_THREADS="1",
-        AISTACK_STT_WYOMING_ENABLED="false",
-        HF_HUB_OFFLINE="1",
-    )
-    env.update(extra)
-    return {k: v for k, v in env.items() if v is not None}
+    def client_ports(self) -> set[int]:
+        """The client-side ports of the TCP connections this server has accepted and holds
+        open now (ESTABLISHED, its own sockets): a connection still waiting in the listen
+        backlog, or one the server has closed, is not among them."""
+        sockets = set()
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            with_target = os.readlink(fd) if fd.is_symlink() else ""
+            if with_target.startswith("socket:["):
+                sockets.add(with_target[len("socket:[") : -1])
+        ports = set()
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{self.pid}/net/{table}")
+            for line in path.read_text().splitlines()[1:] if path.exists() else []:
+                fields = line.split()
+                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                if (state == "01" and inode in sockets
+                        and int(local.rsplit(":", 1)[1], 16) == self.port):
+                    ports.add(int(remote.rsplit(":", 1)[1], 16))
+        return ports
 
 
 def start_process(
@@ -106,30 +70,20 @@ def start_process(
     *,
     preexec_fn: Callable[[], None] | None = None,
     ready_timeout: float = 180,
-    **env: str,
+    **env: str | None,
 ) -> ServerProcess:
-    """Start the server and wait until its default model is loaded (`/health` says ok)."""
-    port = _free_port()
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        EXE,
-        env=server_env(models_dir, port, **env),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        preexec_fn=preexec_fn,  # noqa: PLW1509 (only sets a resource limit)
-    )
-    out.close()
-    server = ServerProcess(proc, port, log)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(server.url + "/health", timeout=2).json()["status"] == "ok":
-                return server
-        except (httpx.TransportError, ValueError, KeyError):
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"aistack-stt did not become ready:\n{server.log_text()[-3000:]}")
+    """tiny.en from `models_dir` on the CPU, one thread, no Wyoming port (the harness's
+    default); `env` adds or (None) removes variables. Returns once `/health` says ok (the
+    rule of tests/helpers/stt_server.py)."""
+    settings = {
+        "AISTACK_STT_MODEL": "tiny.en",
+        "AISTACK_STT_MODEL_DIR": str(models_dir),
+        "AISTACK_STT_DEVICE": "cpu",
+        "AISTACK_STT_CPU_THREADS": "1",
+        **env,
+    }
+    return stt_server.start_process(settings, log=log, preexec_fn=preexec_fn,
+                                    timeout=ready_timeout, cls=ServerProcess)
 
 
 @dataclass

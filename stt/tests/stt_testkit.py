@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +17,9 @@ import pytest
 import uvicorn
 from aistack_stt.app import create_app
 from aistack_stt.config import Settings
+from aistack_stt.wyoming import WyomingSettings
+
+from tests.helpers.stt_server import NotReady, free_port, wait_ready, wait_settled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,12 +82,6 @@ class Speech:
     duration: float  # seconds of the command as espeak-ng wrote it
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class LiveServer:
     url: str
@@ -98,28 +93,28 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=120, **kw)
 
 
-def start_server(settings: Settings, **app_kw) -> LiveServer:
-    # HTTP test servers leave the Wyoming port alone (test_wyoming*.py start their own): several
-    # test runs share this machine, and 10300 is one port.
-    settings = replace(settings, wyoming=replace(settings.wyoming, enabled=False))
-    port = _free_port()
+def start_server(
+    settings: Settings, *, wyoming: WyomingSettings | None = None, ready: bool = True, **app_kw
+) -> LiveServer:
+    """The app in this process under uvicorn on a free port, once `/health` says ok (the
+    one rule, tests/helpers/stt_server.py); `ready=False` returns once it has settled, "ok"
+    or "error" (a test of the error state). HTTP test servers leave the Wyoming port alone
+    unless given `wyoming` settings: several test runs share this machine, and 10300 is
+    one port."""
+    settings = replace(settings, wyoming=wyoming or replace(settings.wyoming, enabled=False))
+    port = free_port()
     app = create_app(settings, **app_kw)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     live = LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            body = httpx.get(live.url + "/health", timeout=2).json()
-            if body["status"] != "loading":
-                return live
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    stop_server(live)
-    raise RuntimeError("aistack-stt did not become ready within 120 s")
+    try:
+        (wait_ready if ready else wait_settled)(live.url, timeout=120)
+    except NotReady:
+        stop_server(live)
+        raise
+    return live
 
 
 def stop_server(live: LiveServer) -> None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from aistack_stt.config import ConfigError, load_settings
 from stt_testkit import Speech
+
+from tests.helpers.stt_server import free_port, start_process
 
 # `python -m aistack_stt.cli` is what the console script runs; PYTHONPATH (conftest.py)
 # makes it this checkout's code.
@@ -62,19 +62,11 @@ def test_flags_override_environment_and_empty_means_unset() -> None:
         load_settings(environ={"AISTACK_STT_BEAM_SIZE": "0"})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_from_environment_answers_health_transcribes_and_uses_hf_endpoint(
-    models_dir: Path, speech: Speech
+    models_dir: Path, speech: Speech, tmp_path: Path
 ) -> None:
-    port, closed_port = _free_port(), _free_port()
-    env = _env(
-        AISTACK_STT_HOST="127.0.0.1",
-        AISTACK_STT_PORT=str(port),
+    closed_port = free_port()
+    settings = dict(
         AISTACK_STT_MODEL=str(models_dir / "tiny.en"),
         AISTACK_STT_MODEL_DIR=str(models_dir),
         AISTACK_STT_DEVICE="cpu",
@@ -82,26 +74,17 @@ def test_serve_from_environment_answers_health_transcribes_and_uses_hf_endpoint(
         AISTACK_STT_API_KEY="k",
         AISTACK_STT_LANGUAGE="en",
         AISTACK_STT_CLIENT_MODELS="hub",  # clients may ask for hub models (the default: no)
-        # A mirror that is down: the hub must be asked there, and the failure say so.
+        # A mirror that is down: the hub must be asked there (not offline), and the failure
+        # say so.
         HF_ENDPOINT=f"http://127.0.0.1:{closed_port}",
+        HF_HUB_OFFLINE=None,
     )
-    proc = subprocess.Popen(
-        [*EXE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    # Until it has settled ("ok" or "error"), so that the status below is the assertion.
+    server = start_process(settings, log=tmp_path / "serve.log", timeout=90, ready=False)
     try:
-        url = f"http://127.0.0.1:{port}"
-        body = None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                body = httpx.get(url + "/health", timeout=2).json()
-                if body["status"] != "loading":
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        assert body is not None, "server never answered /health"
-        assert body["status"] == "ok"
+        url = server.url
+        body = server.health()
+        assert body["status"] == "ok", body
         assert body["model"] == str(models_dir / "tiny.en")
         assert body["compute_type"] == "int8" and body["device"] == "cpu"
         resp = httpx.post(
@@ -123,8 +106,7 @@ def test_serve_from_environment_answers_health_transcribes_and_uses_hf_endpoint(
         message = hub.json()["error"]["message"]
         assert f"http://127.0.0.1:{closed_port}/Systran/faster-whisper-small" in message
     finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+        server.stop(timeout=30)
 
 
 def test_every_setting_is_a_flag_and_the_readme_table_is_the_settings_tree() -> None:

@@ -388,12 +388,20 @@ def test_sigterm_stops_the_server_within_seconds_whatever_its_clients_do(
     models_dir: Path, broken_models: Path, tmp_path: Path, speech: Speech
 ) -> None:
     """Default settings; stuck sessions, a session waiting on a final, uploads trickled a
-    byte a second: SIGTERM ends the process anyway (uvicorn waited for them forever)."""
+    byte a second: SIGTERM ends the process anyway (uvicorn waited for them forever). The
+    signal goes only once the server holds every one of those clients (their connections
+    accepted, the sessions started); a setup in which they never arrive fails here, it
+    cannot pass for want of a hostile client."""
     server = start_process(
         models_dir, tmp_path / "server.log", AISTACK_STT_MODEL_DIR=str(broken_models)
     )
     stop = threading.Event()
     clients: list[threading.Thread] = []
+    # Each client's own port, once its upload is under way (head sent, a byte trickled) or
+    # its session started (the server's `session.started`).
+    trickling: list[int] = []
+    stuck: list[int] = []
+    started: list[str] = []
 
     def trickle() -> None:
         with (
@@ -405,6 +413,8 @@ def test_sigterm_stops_the_server_within_seconds_whatever_its_clients_do(
                 b"Content-Length: 100000\r\n"
                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" + _multipart_head("b")
             )
+            sock.sendall(b"\0")
+            trickling.append(sock.getsockname()[1])
             while not stop.wait(1):
                 sock.sendall(b"\0")
 
@@ -414,10 +424,19 @@ def test_sigterm_stops_the_server_within_seconds_whatever_its_clients_do(
             ws_client.connect(_stream_url(server), open_timeout=60) as ws,
         ):
             ws.send(json.dumps({"type": "start", "model": model}))
+            if _recv(ws)["type"] == "session.started":
+                started.append(model)
+                if model == "whisper-1":
+                    stuck.append(ws.socket.getsockname()[1])
             _send_speech(ws, speech)
             if finish:
                 ws.send(json.dumps({"type": "stop"}))
-            stop.wait(300)  # never reads, never closes
+            stop.wait(300)  # never reads again, never closes
+
+    def all_arrived() -> bool:
+        held = server.client_ports()
+        return (len(started) == 3 and len(trickling) == 2 and len(stuck) == 2
+                and set(trickling) | set(stuck) <= held)
 
     try:
         for target, args in (
@@ -430,9 +449,16 @@ def test_sigterm_stops_the_server_within_seconds_whatever_its_clients_do(
             clients.append(threading.Thread(target=target, args=args, daemon=True))
             clients[-1].start()
         deadline = time.monotonic() + 120
-        while server.health()["streams"]["active"] < 3 and time.monotonic() < deadline:
+        while not all_arrived() and time.monotonic() < deadline:
             time.sleep(0.3)
-        time.sleep(2)  # the uploads are under way
+        # All three sessions started; the server still holds both uploads and both stuck
+        # sessions (the broken-model one it may already have ended, with its reason).
+        assert sorted(started) == ["broken", "whisper-1", "whisper-1"], started
+        assert len(trickling) == 2 and len(stuck) == 2, (trickling, stuck)
+        held = server.client_ports()
+        assert set(trickling) <= held, ("uploads not held by the server", trickling, held)
+        assert set(stuck) <= held, ("stuck sessions not held by the server", stuck, held)
+        assert server.health()["streams"]["active"] >= 2
         server.proc.send_signal(signal.SIGTERM)
         try:
             code = server.proc.wait(timeout=45)  # AISTACK_STT_SHUTDOWN_TIMEOUT_S is 5

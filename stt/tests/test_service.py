@@ -31,7 +31,7 @@ def test_health_reports_model_device_compute_type_and_readiness(server: LiveServ
 def test_default_model_that_cannot_load_leaves_server_live_but_not_ready(
     tmp_path: Path,
 ) -> None:
-    live = start_server(Settings(model=str(tmp_path / "missing"), model_dir=tmp_path))
+    live = start_server(Settings(model=str(tmp_path / "missing"), model_dir=tmp_path), ready=False)
     try:
         with live.client() as http:
             body = http.get("/health").json()

@@ -17,24 +17,24 @@ import threading
 import time
 import wave
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from aistack_stt import __version__
-from aistack_stt.app import create_app
 from aistack_stt.cli import check
 from aistack_stt.config import Settings, load_settings
 from aistack_stt.wyoming import WyomingSettings
-from stt_testkit import Speech, _free_port
+from stt_testkit import Speech, start_server, stop_server
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
+
+from tests.helpers.stt_server import free_port
 
 RATE_16K = 16000
 LIMITS = WyomingSettings(
@@ -69,25 +69,9 @@ class WyomingLive:
 @pytest.fixture(scope="module")
 def wyoming_server(models_dir: Path) -> Iterator[WyomingLive]:
     settings = Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2)
-    app = create_app(replace(settings, wyoming=LIMITS))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    live = WyomingLive(app, server, thread, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(live.url + "/health", timeout=2).json()["status"] == "ok":
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    else:
-        pytest.fail("aistack-stt did not become ready within 120 s")
-    yield live
-    server.should_exit = True
-    thread.join(timeout=30)
+    live = start_server(settings, wyoming=LIMITS)
+    yield WyomingLive(live.app, live.server, live.thread, live.url)
+    stop_server(live)
 
 
 def _pcm(wav_path: Path) -> tuple[bytes, int, int, int]:
@@ -278,7 +262,7 @@ def test_serve_with_the_wyoming_port_taken_says_so_in_one_line(models_dir: Path)
         env = dict(
             os.environ,
             AISTACK_STT_HOST="127.0.0.1",
-            AISTACK_STT_PORT=str(_free_port()),
+            AISTACK_STT_PORT=str(free_port()),
             AISTACK_STT_MODEL="tiny.en",
             AISTACK_STT_MODEL_DIR=str(models_dir),
             AISTACK_STT_WYOMING_ENABLED="true",

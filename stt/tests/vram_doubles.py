@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aistack_stt.vram import GpuMemory
-from stt_testkit import REPO, _free_port
+from stt_testkit import REPO
+
+from tests.helpers.stt_server import free_port
 
 MIB = 1024 * 1024
 OLLAMA_TEST_DOUBLE = REPO / "tests" / "fixtures" / "ollama-test-double" / "ollama"
@@ -99,7 +101,7 @@ class OllamaTestDouble:
 
 
 def start_ollama_test_double(models_dir: Path, vram_mib: dict[str, int]) -> OllamaTestDouble:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "OLLAMA_HOST": f"127.0.0.1:{port}",

@@ -3,11 +3,10 @@ keeps them for diagnosis); every step's output lands in tests/output/cluster-*.l
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.cluster import members
+from tests.helpers import nested_host as nested
 from tests.helpers.checkout import ROOT
 
 
@@ -16,8 +15,5 @@ def cluster_members():
     log_dir = ROOT / "tests" / "output"
     log_dir.mkdir(parents=True, exist_ok=True)
     built = members.create(log_dir)
-    try:
+    with nested.kept_for_diagnosis("AISTACK_CLUSTER_KEEP", members.remove):
         yield built
-    finally:
-        if os.environ.get("AISTACK_CLUSTER_KEEP") != "1":
-            members.remove()

@@ -1,7 +1,7 @@
 """Two nested Incus hosts on one test bridge, to be formed into a cluster by `make apply`.
 
 Each member is a privileged system container of the project's image with systemd as PID 1
-(tests/fresh_host/host.py builds it, and says why it is privileged), with its own address
+(tests/helpers/nested_host.py builds it, and says why it is privileged), with its own address
 on bridge `br-c-cluster` (10.152.0.0/24) in project `c-cluster`. The first member also runs
 aistack (the controller, local socket); it reaches the second over ssh with a key made for
 the test. The second member is an `incus copy` of the first, taken after the packages are
@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.fresh_host import host as nested
+from tests.helpers import nested_host as nested
 
 PROJECT = "c-cluster"
 BRIDGE = "br-c-cluster"
@@ -31,8 +31,8 @@ IMAGE_ALIAS = "aistack/debian-12"
 
 @dataclass
 class Members:
-    first: nested.FreshHost
-    second: nested.FreshHost
+    first: nested.NestedHost
+    second: nested.NestedHost
 
 
 def remove() -> None:
@@ -56,13 +56,13 @@ def create(log_dir: Path) -> Members:
                  "--device", f"eth0,ipv4.address={ADDRESSES[SECOND]}")
     for name in (FIRST, SECOND):
         nested.incus("start", "--project", PROJECT, name)
-    second = nested.FreshHost(log_dir, SITES[SECOND])
+    second = nested.NestedHost(log_dir, SITES[SECOND])
     first.wait_booted()
     second.wait_booted()
     return Members(first, second)
 
 
-def push_image(member: nested.FreshHost, scratch: Path) -> None:
+def push_image(member: nested.NestedHost, scratch: Path) -> None:
     """The outer host's local image into the first member's Incus (instead of a second
     debootstrap; the fresh-host test covers the build)."""
     scratch.mkdir(parents=True, exist_ok=True)
@@ -80,5 +80,5 @@ def push_image(member: nested.FreshHost, scratch: Path) -> None:
         path.unlink()
 
 
-def incus_json(member: nested.FreshHost, *args: str) -> object:
+def incus_json(member: nested.NestedHost, *args: str) -> object:
     return json.loads(member.run("incus " + " ".join(args) + " --format json").stdout)

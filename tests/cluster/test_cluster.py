@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import pytest
 
 from tests.cluster import members as cluster
-from tests.fresh_host import host as nested
+from tests.helpers import nested_host as nested
 from tests.helpers.checkout import ROOT
 from tests.helpers.speech import synthesize_wav
 
@@ -58,36 +57,13 @@ domains:
         vars:
           open_webui_ollama_base_url: ""
 """
-# A multipart POST with Python's standard library (the image has no curl); the key is
-# the one make apply generated, passed in as an argument.
-TRANSCRIBE = r"""
-import json, sys, urllib.request, uuid
-audio = open("/root/command.wav", "rb").read()
-b = uuid.uuid4().hex
-body = (f"--{b}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
-        f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.wav\"\r\n"
-        f"Content-Type: audio/wav\r\n\r\n").encode() + audio + f"\r\n--{b}--\r\n".encode()
-req = urllib.request.Request(sys.argv[1], data=body,
-                             headers={"Content-Type": f"multipart/form-data; boundary={b}",
-                                      "Authorization": f"Bearer {sys.argv[2]}"})
-print(urllib.request.urlopen(req, timeout=300).read().decode())
-"""
 CHECKOUT = nested.CHECKOUT
 # The second member is reached over ssh with the test's key; its host key is new.
-MAKE = f"cd {CHECKOUT} && ANSIBLE_HOST_KEY_CHECKING=False make"
+MAKE_ENV = "ANSIBLE_HOST_KEY_CHECKING=False"
 
 
-def _words(text: str) -> list[str]:
-    return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
-
-
-def _timed(member: nested.FreshHost, target: str, log: str) -> object:
-    started = time.monotonic()
-    result = member.run(f"{MAKE} {target}", timeout=3600, log=log, check=False)
-    with (member.log_dir / log).open("a") as fh:
-        fh.write(f"\nmake {target}: exit {result.returncode} after "
-                 f"{time.monotonic() - started:.0f} s\n")
-    return result
+def _timed(member: nested.NestedHost, target: str, log: str) -> object:
+    return nested.make(member, target, log, env=MAKE_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -165,16 +141,15 @@ def test_the_client_on_c2_transcribes_through_the_wired_url(applied, hosts):
         "print(yaml.safe_load(open('host_vars/client.yml'))['open_webui_stt_base_url'])\""
     ).stdout.strip()
     assert wired == f"http://{C1}:8000/v1"
-    key = first.run(f"cat {CHECKOUT}/.aistack/secrets/stt_api_key-stt").stdout.split()[0]
+    key = nested.api_key(first, f"{CHECKOUT}/.aistack/secrets/stt_api_key-stt")
     first.push(synthesize_wav(SENTENCE), "/root/command.wav")
     first.run("incus file push --project speech /root/command.wav client/root/command.wav")
-    encoded = base64.b64encode(TRANSCRIBE.encode()).decode()
     out = first.run(
-        f"incus exec --project speech client -- python3 -c "
-        f"\"$(echo {encoded} | base64 -d)\" {wired}/audio/transcriptions {key}",
+        f"incus exec --project speech client -- {nested.TRANSCRIBE} "
+        f"{wired}/audio/transcriptions {key}",
         timeout=300,
     ).stdout
-    assert _words(json.loads(out)["text"]) == _words(SENTENCE)
+    assert nested.words(json.loads(out)["text"]) == nested.words(SENTENCE)
 
 
 def test_a_second_apply_infra_changes_nothing_on_the_cluster(applied, hosts):
@@ -187,7 +162,7 @@ def test_a_second_apply_infra_changes_nothing_on_the_cluster(applied, hosts):
     assert not changed, changed
 
 
-def _module(member: nested.FreshHost, module: str, **args: object) -> dict:
+def _module(member: nested.NestedHost, module: str, **args: object) -> dict:
     """One run of homelab.aistack.<module> in the controller, as the infra play runs it."""
     encoded = base64.b64encode(json.dumps(args).encode()).decode()
     out = member.run(

@@ -158,6 +158,7 @@ def test_a_damaged_backup_is_refused_and_nothing_changes(stack, tmp_path) -> Non
     assert {name: path.read_bytes() for name, path in _paths(checkout).items()} == before
 
 
+@pytest.mark.restore
 def test_backup_survives_destroy_and_the_loss_of_the_controller_state(stack) -> None:
     checkout = stack["checkout"]
     paths = _paths(checkout)

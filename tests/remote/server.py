@@ -1,6 +1,6 @@
 """A second Incus server for the remote test: incusd in a nested system container.
 
-The container is built by tests/fresh_host/host.py (systemd as PID 1, privileged, cgroups
+The container is built by tests/helpers/nested_host.py (systemd as PID 1, privileged, cgroups
 read-write: see there why) in its own project `r-remote` on bridge `br-r-remote`
 (10.151.0.0/24). Incus comes from bookworm-backports through the outer host's mirrors,
 as on a new Debian 12 host; the server listens for the API on its bridge address
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.fresh_host import host as nested
+from tests.helpers import nested_host as nested
 
 SITE = nested.Site(project="r-remote", bridge="br-r-remote", gateway="10.151.0.1/24",
                    address="10.151.0.10", name="remote")
@@ -35,7 +35,7 @@ storage_pools:
 """
 
 
-def install_incus(server: nested.FreshHost) -> None:
+def install_incus(server: nested.NestedHost) -> None:
     """Incus (containers only) from bookworm-backports, started by systemd, listening on
     its address."""
     nested.trust_host_cas(server)
@@ -51,13 +51,13 @@ def install_incus(server: nested.FreshHost) -> None:
     server.run("incus admin init --preseed < /root/preseed.yml", timeout=120)
 
 
-def trust_token(server: nested.FreshHost, client_name: str) -> str:
+def trust_token(server: nested.NestedHost, client_name: str) -> str:
     """A one-time token from the server that lets one client add its certificate."""
     out = server.run(f"incus config trust add {client_name} --quiet").stdout
     return out.strip().splitlines()[-1]
 
 
-def state(server: nested.FreshHost) -> dict:
+def state(server: nested.NestedHost) -> dict:
     """What the server holds, read on the server itself (not through the controller)."""
     def read(what: str) -> list:
         return json.loads(server.run(f"incus {what} --format json").stdout)
@@ -71,5 +71,5 @@ def state(server: nested.FreshHost) -> dict:
     }
 
 
-def load(log_dir: Path) -> nested.FreshHost:
-    return nested.FreshHost(log_dir, SITE)
+def load(log_dir: Path) -> nested.NestedHost:
+    return nested.NestedHost(log_dir, SITE)

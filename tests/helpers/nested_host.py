@@ -1,12 +1,14 @@
-"""A nested system container that stands in for a newly installed Debian 12 host.
+"""Nested hosts: privileged system containers of the project's Debian 12 image, with
+systemd as PID 1, that stand in for hosts which never saw the project.
 
-The container runs the project's Debian 12 image with systemd as PID 1, in its own Incus
-project (`f-fresh`) on its own bridge (10.150.0.0/24, so the example's 10.100.10.0/24 inside
-it never meets a bridge of the outer host). It receives what a new user has and nothing
-more: the repository as `git archive HEAD`, the tools the README asks for, and the outer
-host's CA trust (a host behind a TLS-intercepting proxy has that CA installed already).
-tests/remote builds its second Incus server and tests/cluster its two members the same
-way, each at another `Site` (project, bridge, address, name).
+tests/fresh_host (a new user's host), tests/remote (a second Incus server) and tests/cluster
+(two cluster members) build theirs here, each at its own `Site` (project, bridge, address,
+name), so the tests with nested hosts never share anything. A nested host receives what a
+new host has and nothing more: the repository as `git archive HEAD`, the tools the README
+asks for, and the outer host's CA trust (a host behind a TLS-intercepting proxy has that
+CA installed already). What the three tests do inside their hosts alike lives here too:
+keeping or removing the hosts after a run, timing a `make` step into a log, and posting a
+spoken sentence to the STT service with the standard library.
 
 Why the container is privileged, with cgroups mounted read-write: these test machines boot
 with cgroup v1 (hybrid). An unprivileged container sees the v1 controllers read-only, so
@@ -17,9 +19,14 @@ create its cgroups; `security.nesting=true` lets it mount /proc and /sys for the
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import os
+import re
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,16 +60,12 @@ class Site:
     name: str
 
 
-FRESH = Site(project="f-fresh", bridge="br-f-fresh", gateway="10.150.0.1/24",
-             address="10.150.0.10", name="fresh")
-
-
 @dataclass
-class FreshHost:
+class NestedHost:
     """The nested host; `run` executes a shell command in it as root, in a login shell."""
 
     log_dir: Path
-    site: Site = FRESH
+    site: Site
 
     def run(self, script: str, timeout: float = 600, log: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -100,7 +103,7 @@ class FreshHost:
             time.sleep(2)
 
 
-def remove(site: Site = FRESH) -> None:
+def remove(site: Site) -> None:
     """Delete the project, its instance and the bridge, if a run left them."""
     projects = json.loads(incus("project", "list", "--format", "json").stdout)
     if any(p["name"] == site.project for p in projects):
@@ -113,7 +116,7 @@ def remove(site: Site = FRESH) -> None:
         incus("network", "delete", site.bridge)
 
 
-def make_place(site: Site = FRESH) -> None:
+def make_place(site: Site) -> None:
     """A fresh project and bridge for nested hosts (what a run left is removed first)."""
     remove(site)
     # Kernel modules belong to the kernel the container shares: the nested host cannot
@@ -127,13 +130,13 @@ def make_place(site: Site = FRESH) -> None:
           "--config", "features.profiles=true")
 
 
-def create(log_dir: Path, site: Site = FRESH) -> FreshHost:
+def create(log_dir: Path, site: Site) -> NestedHost:
     """A new project and bridge with one nested host in them, booted."""
     make_place(site)
     return launch(log_dir, site)
 
 
-def launch(log_dir: Path, site: Site) -> FreshHost:
+def launch(log_dir: Path, site: Site) -> NestedHost:
     """A privileged nested system container of the project's image at `site`, booted."""
     spec = {
         "config": {
@@ -149,12 +152,12 @@ def launch(log_dir: Path, site: Site) -> FreshHost:
     }
     incus("init", IMAGE, site.name, "--project", site.project, input=json.dumps(spec).encode())
     incus("start", "--project", site.project, site.name)
-    host = FreshHost(log_dir, site)
+    host = NestedHost(log_dir, site)
     host.wait_booted()
     return host
 
 
-def trust_host_cas(host: FreshHost) -> None:
+def trust_host_cas(host: NestedHost) -> None:
     """Install the outer host's CA trust, as a host behind an intercepting proxy has it."""
     host.push(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes(),
               "/usr/local/share/ca-certificates/outer-host-bundle.crt")
@@ -163,7 +166,7 @@ def trust_host_cas(host: FreshHost) -> None:
     host.run("update-ca-certificates >/dev/null")
 
 
-def install_new_user_tools(host: FreshHost, extra: tuple[str, ...] = (),
+def install_new_user_tools(host: NestedHost, extra: tuple[str, ...] = (),
                            log_prefix: str = "fresh") -> None:
     host.run("until apt-get update -q; do sleep 3; done", timeout=300,
              log=f"{log_prefix}-apt.log")
@@ -172,9 +175,81 @@ def install_new_user_tools(host: FreshHost, extra: tuple[str, ...] = (),
              log=f"{log_prefix}-apt-install.log")
 
 
-def copy_repository(host: FreshHost, root: Path) -> None:
+def copy_repository(host: NestedHost, root: Path) -> None:
     """The repository as `git archive HEAD`: nothing untracked or built comes along."""
     archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=root,
                              capture_output=True, check=True).stdout
     host.push(archive, "/root/aistack.tar")
     host.run(f"mkdir -p {CHECKOUT} && tar -xf /root/aistack.tar -C {CHECKOUT}")
+
+
+def ci_packages(root: Path) -> list[str]:
+    """The Debian packages .ci/run installs before `make test`, read from .ci/run itself so
+    that a nested host playing a CI machine gets exactly those."""
+    text = (root / ".ci" / "run").read_text().replace("\\\n", " ")
+    found = re.search(r"apt-get install -y -q --no-install-recommends ([^>\n]+)", text)
+    assert found, "no `apt-get install ... --no-install-recommends` line in .ci/run"
+    return found.group(1).split()
+
+
+def install_ci_packages(host: NestedHost, root: Path, log_prefix: str) -> None:
+    """What .ci/run installs, the way it installs it (no recommends)."""
+    host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
+             + " ".join(ci_packages(root)), timeout=900, log=f"{log_prefix}-ci-packages.log")
+
+
+@contextlib.contextmanager
+def kept_for_diagnosis(keep_env: str, remove_hosts: Callable[[], None]) -> Iterator[None]:
+    """Remove a test's nested hosts when the block ends, unless `keep_env` is "1" (the
+    hosts stay for `incus exec ... -- bash`)."""
+    try:
+        yield
+    finally:
+        if os.environ.get(keep_env) != "1":
+            remove_hosts()
+
+
+def make(host: NestedHost, args: str, log: str, env: str = "", timeout: float = 3600
+         ) -> subprocess.CompletedProcess[str]:
+    """`make ARGS` in the host's checkout (`env`: variables put before it), its output in
+    `log` followed by a line with the exit status and the seconds it took."""
+    started = time.monotonic()
+    result = host.run(f"cd {CHECKOUT} && {env} make {args}", timeout=timeout, log=log,
+                      check=False)
+    note = f"make {args}: exit {result.returncode} after {time.monotonic() - started:.0f} s"
+    with (host.log_dir / log).open("a") as fh:
+        fh.write(f"\n{note}\n")
+    print(note)
+    return result
+
+
+def python_command(script: str) -> str:
+    """A shell word that runs `script` with python3 (base64: no quoting to get wrong)."""
+    encoded = base64.b64encode(script.encode()).decode()
+    return f"python3 -c \"$(echo {encoded} | base64 -d)\""
+
+
+# A multipart POST of /root/command.wav with Python's standard library (the image has no
+# curl): argv[1] is the transcriptions URL, argv[2] the API key make apply generated.
+TRANSCRIBE = python_command(r"""
+import json, sys, urllib.request, uuid
+audio = open("/root/command.wav", "rb").read()
+b = uuid.uuid4().hex
+body = (f"--{b}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+        f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.wav\"\r\n"
+        f"Content-Type: audio/wav\r\n\r\n").encode() + audio + f"\r\n--{b}--\r\n".encode()
+req = urllib.request.Request(sys.argv[1], data=body,
+                             headers={"Content-Type": f"multipart/form-data; boundary={b}",
+                                      "Authorization": f"Bearer {sys.argv[2]}"})
+print(urllib.request.urlopen(req, timeout=300).read().decode())
+""")
+
+
+def api_key(host: NestedHost, key_file: str) -> str:
+    """The STT key from its lookup file in the host (which may carry a salt after it)."""
+    return host.run(f"cat {key_file}").stdout.split()[0]
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation, to compare what was heard with what was said."""
+    return "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split()
