@@ -18,7 +18,8 @@ import grpc
 import pytest
 from grpc_client import Chunks, generate_stubs, pcm16, refusal
 from hostile_server import start_process
-from stt_testkit import _free_port
+
+from tests.helpers.stt_server import free_port
 
 KEY = "grpc-test-key"
 AUTH = (("authorization", f"Bearer {KEY}"),)
@@ -36,7 +37,7 @@ def stubs(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def grpc_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    port = _free_port()
+    port = free_port()
     capture = tmp_path_factory.mktemp("capture") / "sessions"
     server = start_process(
         models_dir,

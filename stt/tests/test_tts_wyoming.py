@@ -17,7 +17,6 @@ import pytest
 import uvicorn
 from aistack_stt.app import create_app
 from aistack_stt.config import Settings, TtsSettings, WyomingSettings
-from stt_testkit import _free_port
 from tts_testkit import SENTENCES, VOICE_NAME, voice_dir, word_error_rate, words
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -25,6 +24,8 @@ from wyoming.error import Error
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize, SynthesizeVoice
+
+from tests.helpers.stt_server import free_port
 
 
 class Live:
@@ -46,7 +47,7 @@ def live(models_dir: Path) -> Iterator[Live]:
         tts=TtsSettings(voice=str(voice_dir() / f"{VOICE_NAME}.onnx"), max_input_chars=500),
     )
     app = create_app(replace(settings))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -23,10 +23,12 @@ from aistack_stt.app import create_app
 from aistack_stt.config import Settings, VocabularySettings
 from aistack_stt.wyoming import WyomingSettings
 from hass_test_double import HassTestDouble, Home
-from stt_testkit import _espeak, _free_port, _pcm16k
+from stt_testkit import _espeak, _pcm16k
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
+
+from tests.helpers.stt_server import free_port
 
 # Names no model has heard; without them tiny.en hears "Wimbledon eager", "fan in more
 # coverage", "brick selfie lamp".
@@ -55,7 +57,7 @@ class Running:
 def _start(settings: Settings) -> Running:
     wyoming = WyomingSettings(host="127.0.0.1", port=0)
     app = create_app(replace(settings, wyoming=wyoming))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -20,10 +20,12 @@ from aistack_stt.app import create_app
 from aistack_stt.config import Settings
 from aistack_stt.wyoming import WyomingSettings
 from aistack_stt.wyoming.live_decode import EarlyDecode
-from stt_testkit import _espeak, _free_port, _pcm16k
+from stt_testkit import _espeak, _pcm16k
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
+
+from tests.helpers.stt_server import free_port
 
 RATE = 16000
 FIRST = "Turn on the kitchen lights."
@@ -105,7 +107,7 @@ def _start(
 ) -> tuple[uvicorn.Server, threading.Thread, int]:
     settings = Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2)
     app = create_app(replace(settings, wyoming=wyoming))
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -25,7 +25,8 @@ import uvicorn
 from aistack_stt.app import create_app
 from aistack_stt.config import Settings
 from aistack_stt.wyoming import WyomingSettings
-from stt_testkit import _free_port
+
+from tests.helpers.stt_server import free_port
 
 BROWSER = Path(__file__).with_name("zeroconf_browser.py")
 NAME = "aistack-stt-zc-test"
@@ -62,7 +63,7 @@ def lan() -> Iterator[tuple[str, str, str]]:
 def _serve(wyoming: WyomingSettings, models_dir: Path):
     settings = Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=1)
     app = create_app(replace(settings, wyoming=wyoming), load_default=False)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
