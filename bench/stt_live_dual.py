@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import websockets
-from benchdoc import start_process, write_section
+from benchdoc import publish, start_process
 from faster_whisper import decode_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,9 +184,7 @@ def main() -> int:
             *table,
         ]
     )
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
     return 0
 
 

