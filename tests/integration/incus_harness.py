@@ -8,6 +8,9 @@ import json
 import os
 import re
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +118,28 @@ def query(path: str) -> dict | list | None:
 
 def incus_exec(project: str, instance: str, command: str) -> subprocess.CompletedProcess:
     return incus("exec", "--project", project, instance, "--", "sh", "-c", command, check=False)
+
+
+@contextmanager
+def bare_container(project: str, instance: str, image: str) -> Iterator[str]:
+    """A fresh container `instance` of `image` in `project` (created when missing) once its
+    python3 is there; deleted afterwards, with the project when this made it and it is empty."""
+    created_project = query(f"/1.0/projects/{project}") is None
+    if created_project:
+        incus("project", "create", project, "--config", "features.images=false",
+              "--config", "features.profiles=false")
+    incus("delete", "--force", "--project", project, instance, check=False)
+    incus("launch", image, instance, "--project", project)
+    try:
+        deadline = time.monotonic() + 120
+        while incus_exec(project, instance, "test -x /usr/bin/python3").returncode != 0:
+            assert time.monotonic() < deadline, f"{instance} did not come up"
+            time.sleep(2)
+        yield instance
+    finally:
+        incus("delete", "--force", "--project", project, instance, check=False)
+        if created_project and not (query(f"/1.0/instances?project={project}") or []):
+            incus("project", "delete", project, check=False)
 
 
 def state_snapshot(projects: list[str], networks: list[str]) -> dict:

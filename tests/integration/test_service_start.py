@@ -6,11 +6,10 @@ the aistack image (project t-svc); the roles' own scenarios run it for the real 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
-from incus_harness import incus, incus_exec, playbook, query, recap
+from incus_harness import bare_container, incus_exec, playbook, recap
 
 pytestmark = pytest.mark.incus
 
@@ -21,22 +20,8 @@ IMAGE = "aistack/debian-12"
 
 @pytest.fixture(scope="module")
 def machine():
-    created_project = query(f"/1.0/projects/{PROJECT}") is None
-    if created_project:
-        incus("project", "create", PROJECT, "--config", "features.images=false",
-              "--config", "features.profiles=false")
-    incus("delete", "--force", "--project", PROJECT, INSTANCE, check=False)
-    incus("launch", IMAGE, INSTANCE, "--project", PROJECT)
-    try:
-        deadline = time.monotonic() + 120
-        while incus_exec(PROJECT, INSTANCE, "test -x /usr/bin/python3").returncode != 0:
-            assert time.monotonic() < deadline, f"{INSTANCE} did not come up"
-            time.sleep(2)
-        yield INSTANCE
-    finally:
-        incus("delete", "--force", "--project", PROJECT, INSTANCE, check=False)
-        if created_project and not (query(f"/1.0/instances?project={PROJECT}") or []):
-            incus("project", "delete", PROJECT, check=False)
+    with bare_container(PROJECT, INSTANCE, IMAGE) as instance:
+        yield instance
 
 
 def _run(machine: str, tmp_path, unit: str, command: str) -> tuple[int, str]:
