@@ -8,9 +8,10 @@ partials, finals) lives once, in `LiveSession` (session.py).
 `LiveAdapter` holds what every adapter has: the connection, the stream limits, the
 transcriber, the session id and beam size, the session (once there is one), and `send`, which
 serialises messages (partials and finals are sent from their own tasks) and drops them once the
-loop has ended (`closed`). A new protocol subclasses it and writes the six hooks below; a
-transport other than a WebSocket (a gRPC stream, say) overrides `write` too. Event loop only:
-the lock is an asyncio lock, and nothing here blocks.
+loop has ended (`closed`), and the refusals the WebSocket protocols share (`refuse`, a bad
+audio frame, an idle connection, a failed transcription). A new protocol subclasses it and
+writes the six hooks below; a transport other than a WebSocket (a gRPC stream, say) overrides
+`write` too. Event loop only: the lock is an asyncio lock, and nothing here blocks.
 """
 
 from __future__ import annotations
@@ -77,6 +78,47 @@ class LiveAdapter(abc.ABC):
         return LiveSession(
             options, self.limits, self.transcribe, self.emit, self.beam_size, use_vad
         )
+
+    async def refuse(self, code: int, error: str, message: str) -> Step:
+        """Refuse the client: an error event, a close with `code` (`close_with_error`)."""
+        await close_with_error(self.websocket, code, error, message)
+        return Step.CLOSED
+
+    async def refuse_frame(self, data: bytes, advice: str, odd: str) -> Step | None:
+        """Refuse an audio frame over the limit (`advice` ends the message) or not whole
+        16-bit samples (`odd` is the message); None for a frame the session can take."""
+        if len(data) > self.limits.max_frame_bytes:
+            return await self.refuse(
+                CLOSE_TOO_BIG,
+                "frame_too_large",
+                f"an audio frame of {len(data)} bytes is over the limit of "
+                f"{self.limits.max_frame_bytes} (AISTACK_STT_STREAM_MAX_FRAME_BYTES){advice}",
+            )
+        if len(data) % 2:
+            return await self.refuse(CLOSE_POLICY, "invalid_audio", odd)
+        return None
+
+    async def stop_session(self) -> None:
+        """Finish the session, if one started: wait for its finals; raise its failure."""
+        if self.session is not None:
+            await self.session.stop()
+            if self.session.failure is not None:
+                raise self.session.failure
+
+    async def close_idle(self, note: str = "") -> None:
+        """Close a connection idle for `idle_timeout_s`, saying so (`note` after the time)."""
+        await close_with_error(
+            self.websocket,
+            CLOSE_NORMAL,
+            "idle_timeout",
+            f"no audio or message for {self.limits.idle_timeout_s:g} s{note}; "
+            "the session is closed",
+        )
+
+    async def refuse_failure(self, exc: APIError) -> None:
+        """Report a failed transcription and close: 1011 for a server fault, else 1008."""
+        code = CLOSE_ERROR if exc.status >= 500 else CLOSE_POLICY
+        await self.refuse(code, exc.code or "error", exc.message)
 
     async def opened(self) -> None:
         """The connection is accepted and authorised: greet the client (default: nothing)."""

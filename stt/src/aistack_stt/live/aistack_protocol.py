@@ -23,13 +23,10 @@ from dataclasses import asdict
 
 from ..errors import APIError
 from .adapter import (
-    CLOSE_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY,
-    CLOSE_TOO_BIG,
     LiveAdapter,
     Step,
-    close_with_error,
 )
 from .events import Event, as_message
 from .options import OptionError, StreamOptions, parse_options
@@ -51,11 +48,11 @@ class AistackProtocol(LiveAdapter):
         try:
             control = _control(text)
         except OptionError as exc:
-            return await self._refuse(CLOSE_POLICY, "invalid_message", str(exc))
+            return await self.refuse(CLOSE_POLICY, "invalid_message", str(exc))
         kind = control.get("type")
         if kind == "start":
             if self.session is not None:
-                return await self._refuse(
+                return await self.refuse(
                     CLOSE_POLICY,
                     "invalid_message",
                     "the session has already started; send audio or stop",
@@ -63,7 +60,7 @@ class AistackProtocol(LiveAdapter):
             try:
                 options = parse_options(control, StreamOptions())
             except OptionError as exc:
-                return await self._refuse(CLOSE_POLICY, "invalid_option", str(exc))
+                return await self.refuse(CLOSE_POLICY, "invalid_option", str(exc))
             await self._open(options)
             return Step.CONTINUE
         if kind == "stop":
@@ -71,26 +68,19 @@ class AistackProtocol(LiveAdapter):
             if session is not None and session.options.mode == "auto_end" and session.count:
                 self.reason = "utterance_complete"  # its final is pending; stop changes nothing
             return Step.STOP
-        return await self._refuse(
+        return await self.refuse(
             CLOSE_POLICY, "invalid_message", f"unknown message type {kind!r}; use start or stop"
         )
 
     async def _audio(self, data: bytes) -> Step:
-        if len(data) > self.limits.max_frame_bytes:
-            return await self._refuse(
-                CLOSE_TOO_BIG,
-                "frame_too_large",
-                f"an audio frame of {len(data)} bytes is over the limit of "
-                f"{self.limits.max_frame_bytes} (AISTACK_STT_STREAM_MAX_FRAME_BYTES); send "
-                "smaller frames, e.g. 100 ms (3200 bytes)",
-            )
-        if len(data) % 2:
-            return await self._refuse(
-                CLOSE_POLICY,
-                "invalid_audio",
-                f"an audio frame of {len(data)} bytes is not whole 16-bit samples; "
-                "send PCM16 little-endian mono at 16 kHz",
-            )
+        refused = await self.refuse_frame(
+            data,
+            "; send smaller frames, e.g. 100 ms (3200 bytes)",
+            f"an audio frame of {len(data)} bytes is not whole 16-bit samples; "
+            "send PCM16 little-endian mono at 16 kHz",
+        )
+        if refused is not None:
+            return refused
         if self.session is None:
             await self._open(StreamOptions())
         await self.session.feed(data)
@@ -114,29 +104,15 @@ class AistackProtocol(LiveAdapter):
         return Step.STOP
 
     async def idle_timeout(self) -> None:
-        await close_with_error(
-            self.websocket,
-            CLOSE_NORMAL,
-            "idle_timeout",
-            f"no audio or message for {self.limits.idle_timeout_s:g} s "
-            "(AISTACK_STT_STREAM_IDLE_TIMEOUT_S); the session is closed",
-        )
+        await self.close_idle(" (AISTACK_STT_STREAM_IDLE_TIMEOUT_S)")
 
     async def finish(self) -> None:
-        if self.session is not None:
-            await self.session.stop()
-            if self.session.failure is not None:
-                raise self.session.failure
+        await self.stop_session()
         await self.send({"type": "session.ended", "reason": self.reason})
         await self.websocket.close(code=CLOSE_NORMAL)
 
     async def failed(self, exc: APIError) -> None:
-        code = CLOSE_ERROR if exc.status >= 500 else CLOSE_POLICY
-        await close_with_error(self.websocket, code, exc.code or "error", exc.message)
-
-    async def _refuse(self, code: int, error: str, message: str) -> Step:
-        await close_with_error(self.websocket, code, error, message)
-        return Step.CLOSED
+        await self.refuse_failure(exc)
 
 
 def _control(text: str | None) -> dict:

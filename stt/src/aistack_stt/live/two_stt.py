@@ -24,13 +24,10 @@ from dataclasses import replace
 
 from ..errors import APIError
 from .adapter import (
-    CLOSE_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY,
-    CLOSE_TOO_BIG,
     LiveAdapter,
     Step,
-    close_with_error,
 )
 from .events import Event, Final, Partial, SpeechStarted
 from .options import OptionError, StreamOptions, parse_options
@@ -109,13 +106,13 @@ class TwoSttProtocol(LiveAdapter):
         except ValueError:
             control = None
         if not isinstance(control, dict):
-            return await self._refuse(
+            return await self.refuse(
                 CLOSE_POLICY, "invalid_message", 'a text message must be JSON: {"event": ...}'
             )
         event = control.get("event")
         if event == "start":
             if self.session is not None:
-                return await self._refuse(
+                return await self.refuse(
                     CLOSE_POLICY, "invalid_message", "the session has already started"
                 )
             language = control.get("language") or "auto"
@@ -125,13 +122,13 @@ class TwoSttProtocol(LiveAdapter):
                     StreamOptions(partial_interval_ms=self.interval_ms),
                 )
             except OptionError as exc:
-                return await self._refuse(CLOSE_POLICY, "invalid_option", str(exc))
+                return await self.refuse(CLOSE_POLICY, "invalid_option", str(exc))
             self._open(options)
             return Step.CONTINUE
         if event == "set":
             rate = control.get("interimRate")
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.1 <= rate <= 5:
-                return await self._refuse(
+                return await self.refuse(
                     CLOSE_POLICY,
                     "invalid_option",
                     f"interimRate {rate!r} must be interims per second, 0.1-5",
@@ -144,22 +141,14 @@ class TwoSttProtocol(LiveAdapter):
             return Step.CONTINUE
         if event == "stop":
             return Step.STOP
-        return await self._refuse(
+        return await self.refuse(
             CLOSE_POLICY, "invalid_message", f"unknown event {event!r}; use start, set or stop"
         )
 
     async def _audio(self, data: bytes) -> Step:
-        if len(data) > self.limits.max_frame_bytes:
-            return await self._refuse(
-                CLOSE_TOO_BIG,
-                "frame_too_large",
-                f"an audio frame of {len(data)} bytes is over the limit of "
-                f"{self.limits.max_frame_bytes} (AISTACK_STT_STREAM_MAX_FRAME_BYTES)",
-            )
-        if len(data) % 2:
-            return await self._refuse(
-                CLOSE_POLICY, "invalid_audio", "audio frames must be whole PCM16 samples"
-            )
+        refused = await self.refuse_frame(data, "", "audio frames must be whole PCM16 samples")
+        if refused is not None:
+            return refused
         if self.session is None:
             self._open(StreamOptions(partial_interval_ms=self.interval_ms))
         await self.session.feed(data)
@@ -173,24 +162,11 @@ class TwoSttProtocol(LiveAdapter):
         return Step.STOP
 
     async def idle_timeout(self) -> None:
-        await close_with_error(
-            self.websocket,
-            CLOSE_NORMAL,
-            "idle_timeout",
-            f"no audio or message for {self.limits.idle_timeout_s:g} s; the session is closed",
-        )
+        await self.close_idle()
 
     async def finish(self) -> None:
-        if self.session is not None:
-            await self.session.stop()
-            if self.session.failure is not None:
-                raise self.session.failure
+        await self.stop_session()
         await self.websocket.close(code=CLOSE_NORMAL)
 
     async def failed(self, exc: APIError) -> None:
-        code = CLOSE_ERROR if exc.status >= 500 else CLOSE_POLICY
-        await close_with_error(self.websocket, code, exc.code or "error", exc.message)
-
-    async def _refuse(self, code: int, error: str, message: str) -> Step:
-        await close_with_error(self.websocket, code, error, message)
-        return Step.CLOSED
+        await self.refuse_failure(exc)
