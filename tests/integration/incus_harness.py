@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -92,6 +95,35 @@ def playbook(
     )
 
 
+def container_fixture(project: str, instance: str):
+    """A module-scoped fixture `machine`: the name of a `bare_container` for that module."""
+
+    @pytest.fixture(scope="module")
+    def machine() -> Iterator[str]:
+        with bare_container(project, instance) as name:
+            yield name
+
+    return machine
+
+
+def play_on(
+    project: str, instance: str, tmp_path: Path, name: str, extra: dict, group: str = "all",
+    **host_vars: object,
+) -> tuple[int, str]:
+    """Run playbook `name` with extra vars `extra` against one container of `project`, over the
+    Incus connection, as a host of `group` with `host_vars`: its exit code and its output."""
+    host = {
+        "ansible_connection": "community.general.incus",
+        "ansible_incus_project": project,
+        "ansible_python_interpreter": "/usr/bin/python3",
+        **host_vars,
+    }
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({group: {"hosts": {instance: host}}}))
+    proc = playbook(name, inventory, "-e", json.dumps(extra))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP counters per host, as the user reads them."""
     found: dict[str, dict[str, int]] = {}
@@ -121,7 +153,7 @@ def incus_exec(project: str, instance: str, command: str) -> subprocess.Complete
 
 
 @contextmanager
-def bare_container(project: str, instance: str, image: str) -> Iterator[str]:
+def bare_container(project: str, instance: str, image: str = "aistack/debian-12") -> Iterator[str]:
     """A fresh container `instance` of `image` in `project` (created when missing) once its
     python3 is there; deleted afterwards, with the project when this made it and it is empty."""
     created_project = query(f"/1.0/projects/{project}") is None

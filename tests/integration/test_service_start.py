@@ -5,36 +5,20 @@ the aistack image (project t-svc); the roles' own scenarios run it for the real 
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import yaml
-from incus_harness import bare_container, incus_exec, playbook, recap
+from incus_harness import container_fixture, incus_exec, play_on, recap
 
 pytestmark = pytest.mark.incus
 
 PROJECT = "t-svc"
 INSTANCE = "t-svc-1"
-IMAGE = "aistack/debian-12"
-
-
-@pytest.fixture(scope="module")
-def machine():
-    with bare_container(PROJECT, INSTANCE, IMAGE) as instance:
-        yield instance
+machine = container_fixture(PROJECT, INSTANCE)
 
 
 def _run(machine: str, tmp_path, unit: str, command: str) -> tuple[int, str]:
-    inventory = tmp_path / "inventory.yml"
-    host = {
-        "ansible_connection": "community.general.incus",
-        "ansible_incus_project": PROJECT,
-        "ansible_python_interpreter": "/usr/bin/python3",
-    }
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {machine: host}}}))
-    extra = json.dumps({"t_svc_unit": unit, "t_svc_command": command})
-    proc = playbook("tests/integration/fixtures/service_start.yml", inventory, "-e", extra)
-    return proc.returncode, proc.stdout + proc.stderr
+    extra = {"t_svc_unit": unit, "t_svc_command": command}
+    play = "tests/integration/fixtures/service_start.yml"
+    return play_on(PROJECT, machine, tmp_path, play, extra)
 
 
 def test_a_service_that_never_answers_fails_with_its_journal(machine, tmp_path):

@@ -7,38 +7,23 @@ the stale-setting repair and the voice check run in the molecule scenario open_w
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import yaml
-from incus_harness import bare_container, incus_exec, playbook, recap
+from incus_harness import container_fixture, incus_exec, play_on, recap
 
 pytestmark = pytest.mark.incus
 
 PROJECT = "t-webui"
 INSTANCE = "t-webui-pre"
-IMAGE = "aistack/debian-12"
-
-
-@pytest.fixture(scope="module")
-def machine():
-    with bare_container(PROJECT, INSTANCE, IMAGE) as instance:
-        yield instance
+machine = container_fixture(PROJECT, INSTANCE)
 
 
 def _apply(machine: str, tmp_path, **overrides) -> tuple[int, str]:
-    inventory = tmp_path / "inventory.yml"
-    host = {
-        "ansible_connection": "community.general.incus",
-        "ansible_incus_project": PROJECT,
-        "ansible_python_interpreter": "/usr/bin/python3",
-        "aistack_instance": {"name": machine, "ip": "10.204.0.40"},
-        "open_webui_ollama_base_url": "http://10.204.0.10:11434",
-        "open_webui_stt_base_url": "http://10.204.0.10:8000/v1",
-    }
-    inventory.write_text(yaml.safe_dump({"open_webui": {"hosts": {machine: host}}}))
-    proc = playbook("playbooks/webui.yml", inventory, "-e", json.dumps(overrides))
-    return proc.returncode, proc.stdout + proc.stderr
+    return play_on(
+        PROJECT, machine, tmp_path, "playbooks/webui.yml", overrides, group="open_webui",
+        aistack_instance={"name": machine, "ip": "10.204.0.40"},
+        open_webui_ollama_base_url="http://10.204.0.10:11434",
+        open_webui_stt_base_url="http://10.204.0.10:8000/v1",
+    )
 
 
 def _untouched(machine: str) -> list[str]:
