@@ -26,14 +26,11 @@ from aistack_stt.app import create_app
 from aistack_stt.config import Settings
 from aistack_stt.wyoming import WyomingSettings
 
+from tests.helpers.netns import veth_namespace
 from tests.helpers.stt_server import free_port
 
 BROWSER = Path(__file__).with_name("zeroconf_browser.py")
 NAME = "aistack-stt-zc-test"
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +42,8 @@ def lan() -> Iterator[tuple[str, str, str]]:
     ns, host_if, lan_if = f"hazc-{tag}", f"hazh{tag}", f"hazl{tag}"
     net = 100 + int(tag[:2], 16) % 100
     here, there = f"10.231.{net}.1", f"10.231.{net}.2"
-    _ip("netns", "add", ns)
-    try:
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", lan_if)
-        _ip("link", "set", lan_if, "netns", ns)
-        _ip("addr", "add", f"{here}/24", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("-n", ns, "addr", "add", f"{there}/24", "dev", lan_if)
-        _ip("-n", ns, "link", "set", lan_if, "up")
-        _ip("-n", ns, "link", "set", "lo", "up")
+    with veth_namespace(ns, (host_if, lan_if), (here, there), 24):
         yield ns, here, there
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def _serve(wyoming: WyomingSettings, models_dir: Path):

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.netns import veth_namespace
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -33,10 +35,6 @@ CHROMIUM_FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 @dataclass(frozen=True)
@@ -54,20 +52,10 @@ def lan_namespace(
     host_if, lan_if = "vd-host", "vd-lan"
     subprocess.run(["ip", "netns", "del", name], capture_output=True)
     subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-    _ip("netns", "add", name)
-    try:
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", lan_if)
-        _ip("link", "set", lan_if, "netns", name)
-        _ip("addr", "add", f"{host_ip}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("-n", name, "addr", "add", f"{client_ip}/30", "dev", lan_if)
-        _ip("-n", name, "link", "set", lan_if, "up")
-        _ip("-n", name, "link", "set", "lo", "up")
-        _ip("-n", name, "route", "add", "default", "via", host_ip)
+    with veth_namespace(
+        name, (host_if, lan_if), (host_ip, client_ip), 30, default_route=True
+    ):
         yield LanNamespace(name, host_ip, client_ip)
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 @dataclass
