@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -120,6 +122,17 @@ def start_server(
 def stop_server(live: LiveServer) -> None:
     live.server.should_exit = True
     live.thread.join(timeout=30)
+
+
+@contextmanager
+def serving_tiny(models_dir: Path, **settings) -> Iterator[LiveServer]:
+    """A live server on the CPU with tiny.en as its default model and `settings` over the
+    defaults, stopped when the block ends (a fixture yields inside it)."""
+    live = start_server(Settings(model="tiny.en", model_dir=models_dir, device="cpu", **settings))
+    try:
+        yield live
+    finally:
+        stop_server(live)
 
 
 def make_speech(d: Path) -> Speech:

@@ -7,8 +7,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from aistack_stt.config import Settings
-from stt_testkit import LiveServer, Speech, start_server, stop_server
+from stt_testkit import LiveServer, Speech, serving_tiny
 
 
 def _post(http: httpx.Client, files=None, data=None, path="/v1/audio/transcriptions"):
@@ -117,11 +116,8 @@ def test_unknown_model_is_404_and_a_path_is_400(server: LiveServer, speech: Spee
 @pytest.fixture(scope="module")
 def trusting_server(models_dir: Path):
     """A server whose operator lets clients name model directories (client_models any)."""
-    live = start_server(
-        Settings(model="tiny.en", model_dir=models_dir, device="cpu", client_models="any")
-    )
-    yield live
-    stop_server(live)
+    with serving_tiny(models_dir, client_models="any") as live:
+        yield live
 
 
 def test_model_that_fails_to_load_is_503_with_reason(
@@ -168,11 +164,8 @@ def test_server_still_transcribes_after_bad_requests(server: LiveServer, speech:
 
 @pytest.fixture(scope="module")
 def small_limit_server(models_dir: Path):
-    live = start_server(
-        Settings(model="tiny.en", model_dir=models_dir, device="cpu", max_upload_mb=0.05)
-    )
-    yield live
-    stop_server(live)
+    with serving_tiny(models_dir, max_upload_mb=0.05) as live:
+        yield live
 
 
 def test_upload_over_the_size_limit_is_413(small_limit_server: LiveServer) -> None:

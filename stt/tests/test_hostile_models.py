@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from aistack_stt.config import Settings
 from hostile_server import HubRecorder, start_process
-from stt_testkit import LiveServer, Speech, _pcm16k, start_server, stop_server
+from stt_testkit import LiveServer, Speech, _pcm16k, serving_tiny
 
 HOSTILE_IDS = [
     "/etc",
@@ -153,13 +152,8 @@ def test_a_live_session_naming_a_directory_ends_with_the_reason(
 @pytest.fixture(scope="module")
 def trusting_server(models_dir: Path) -> Iterator[LiveServer]:
     """The operator lets trusted clients name directories (`client_models: any`)."""
-    live = start_server(
-        Settings(
-            model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2, client_models="any"
-        )
-    )
-    yield live
-    stop_server(live)
+    with serving_tiny(models_dir, cpu_threads=2, client_models="any") as live:
+        yield live
 
 
 def test_one_model_is_loaded_once_however_its_directory_is_spelled(

@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from aistack_stt.config import Settings
-from stt_testkit import LiveServer, Speech, start_server, stop_server
+from stt_testkit import LiveServer, Speech, serving_tiny
 
 
 def test_models_list_names_the_default_and_local_models(server: LiveServer) -> None:
@@ -47,9 +46,8 @@ def test_api_ps_loads_lists_and_unloads_a_model(server: LiveServer) -> None:
 
 @pytest.fixture(scope="module")
 def ttl_server(models_dir: Path):
-    live = start_server(Settings(model="tiny.en", model_dir=models_dir, device="cpu", model_ttl=1))
-    yield live
-    stop_server(live)
+    with serving_tiny(models_dir, model_ttl=1) as live:
+        yield live
 
 
 def _wait_for(predicate, timeout: float = 15.0) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from aistack_stt.config import Settings, TtsSettings
+from aistack_stt.config import TtsSettings
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -25,7 +25,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from stt_testkit import LiveServer, Speech, start_server, stop_server
+from stt_testkit import LiveServer, Speech, serving_tiny
 from tts_testkit import voice_dir
 
 EXAMPLES = 25  # per operation and mode: 10 operations, 2 modes, under a minute here
@@ -44,12 +44,9 @@ def fuzzed_server(models_dir: Path) -> Iterator[LiveServer]:
     """A server of its own: the fuzzer may unload its models and load others."""
     # With a voice, so that the speech endpoint's hostile bodies reach the synthesiser.
     tts = TtsSettings(voice=str(voice_dir()), max_input_chars=200)
-    live = start_server(
-        Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2, tts=tts)
-    )
-    assert live.app.state.tts.synthesizer.wait_loaded(60)
-    yield live
-    stop_server(live)
+    with serving_tiny(models_dir, cpu_threads=2, tts=tts) as live:
+        assert live.app.state.tts.synthesizer.wait_loaded(60)
+        yield live
 
 
 def test_the_schema_documents_the_multipart_bodies_and_the_errors(

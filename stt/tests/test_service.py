@@ -10,7 +10,7 @@ import pytest
 from aistack_stt import __version__
 from aistack_stt.config import Settings
 from openai import OpenAI
-from stt_testkit import LiveServer, Speech, start_server, stop_server
+from stt_testkit import LiveServer, Speech, serving_tiny, start_server, stop_server
 
 
 def test_health_reports_model_device_compute_type_and_readiness(server: LiveServer) -> None:
@@ -75,11 +75,8 @@ def test_metrics_count_requests_audio_and_real_time_factor(
 
 @pytest.fixture(scope="module")
 def keyed_server(models_dir: Path):
-    live = start_server(
-        Settings(model="tiny.en", model_dir=models_dir, device="cpu", api_key="s3cret")
-    )
-    yield live
-    stop_server(live)
+    with serving_tiny(models_dir, api_key="s3cret") as live:
+        yield live
 
 
 def test_api_key_is_required_except_for_health(keyed_server: LiveServer, speech: Speech) -> None:

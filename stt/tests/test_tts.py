@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from aistack_stt.config import Settings, TtsSettings
-from stt_testkit import LiveServer, start_server, stop_server
+from aistack_stt.config import TtsSettings
+from stt_testkit import LiveServer, serving_tiny
 from tts_testkit import SENTENCES, VOICE_NAME, voice_dir, word_error_rate, words
 
 KEY = "tts-test-key"
@@ -25,20 +25,11 @@ LONG_TEXT = " ".join(SENTENCES * 2)  # forty sentences, about two minutes of spe
 
 @pytest.fixture(scope="module")
 def tts_server(models_dir: Path) -> Iterator[LiveServer]:
-    live = start_server(
-        Settings(
-            model="tiny.en",
-            model_dir=models_dir,
-            device="cpu",
-            cpu_threads=2,
-            api_key=KEY,
-            tts=TtsSettings(voice=str(voice_dir()), max_input_chars=4096, max_queue=2),
-        )
-    )
-    # The voice loads in the background, right after start.
-    assert live.app.state.tts.synthesizer.wait_loaded(60), "the voice did not load in 60 s"
-    yield live
-    stop_server(live)
+    tts = TtsSettings(voice=str(voice_dir()), max_input_chars=4096, max_queue=2)
+    with serving_tiny(models_dir, cpu_threads=2, api_key=KEY, tts=tts) as live:
+        # The voice loads in the background, right after start.
+        assert live.app.state.tts.synthesizer.wait_loaded(60), "the voice did not load in 60 s"
+        yield live
 
 
 def _openai(live: LiveServer) -> openai.OpenAI:
