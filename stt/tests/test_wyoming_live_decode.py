@@ -6,26 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
-import uvicorn
-from aistack_stt.app import create_app
 from aistack_stt.config import Settings
 from aistack_stt.wyoming import WyomingSettings
 from aistack_stt.wyoming.live_decode import EarlyDecode
-from stt_testkit import _espeak, _pcm16k
+from stt_testkit import LiveServer, _espeak, _pcm16k, start_server, stop_server
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
-
-from tests.helpers.stt_server import free_port
 
 RATE = 16000
 FIRST = "Turn on the kitchen lights."
@@ -102,24 +94,9 @@ def test_no_early_decode_without_silence_after_the_speech(said):
 # -- end to end, with the real wyoming client ------------------------------------------------
 
 
-def _start(
-    models_dir: Path, wyoming: WyomingSettings
-) -> tuple[uvicorn.Server, threading.Thread, int]:
+def _start(models_dir: Path, wyoming: WyomingSettings) -> LiveServer:
     settings = Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=2)
-    app = create_app(replace(settings, wyoming=wyoming))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["status"] == "ok":
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    return srv, thread, app.state.wyoming.port, app.state.metrics
+    return start_server(settings, wyoming=wyoming)
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +106,12 @@ def servers(models_dir: Path) -> Iterator[dict[str, tuple[int, object]]]:
         "early": _start(models_dir, WyomingSettings(host="127.0.0.1", port=0)),
         "endpoint": _start(models_dir, WyomingSettings(host="127.0.0.1", port=0, endpoint_s=0.8)),
     }
-    yield {name: (port, metrics) for name, (_, _, port, metrics) in running.items()}
-    for srv, thread, _, _ in running.values():
-        srv.should_exit = True
-        thread.join(timeout=30)
+    yield {
+        name: (live.app.state.wyoming.port, live.app.state.metrics)
+        for name, live in running.items()
+    }
+    for live in running.values():
+        stop_server(live)
 
 
 def _words(text: str) -> set[str]:

@@ -13,21 +13,15 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from aistack_stt.app import create_app
 from aistack_stt.config import Settings
 from aistack_stt.wyoming import WyomingSettings
+from stt_testkit import LiveServer, start_server, stop_server
 
 from tests.helpers.netns import veth_namespace
-from tests.helpers.stt_server import free_port
 
 BROWSER = Path(__file__).with_name("zeroconf_browser.py")
 NAME = "aistack-stt-zc-test"
@@ -46,21 +40,9 @@ def lan() -> Iterator[tuple[str, str, str]]:
         yield ns, here, there
 
 
-def _serve(wyoming: WyomingSettings, models_dir: Path):
+def _serve(wyoming: WyomingSettings, models_dir: Path) -> LiveServer:
     settings = Settings(model="tiny.en", model_dir=models_dir, device="cpu", cpu_threads=1)
-    app = create_app(replace(settings, wyoming=wyoming), load_default=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-            return app, server, thread
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail("aistack-stt did not start")
+    return start_server(settings, wyoming=wyoming, load_default=False)
 
 
 def _browse(ns: str, local: str, seconds: float, name: str | None = None) -> dict:
@@ -95,25 +77,23 @@ def test_the_lan_sees_the_announcement_and_reaches_the_announced_port(lan, model
     wyoming = WyomingSettings(
         host=here, port=0, zeroconf=True, zeroconf_name=NAME, zeroconf_address=here
     )
-    app, server, thread = _serve(wyoming, models_dir)
+    live = _serve(wyoming, models_dir)
     try:
-        port = app.state.wyoming.port
+        port = live.app.state.wyoming.port
         found = _browse(ns, there, 20, NAME)
         service = found.get(f"{NAME}._wyoming._tcp.local.")
         assert service == {"addresses": [here], "port": port}, found
         assert asyncio.run(_describe_from(ns, here, port)) == "aistack-stt"
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        stop_server(live)
 
 
 def test_no_announcement_when_switched_off(lan, models_dir):
     ns, here, there = lan
     wyoming = WyomingSettings(host=here, port=0, zeroconf=False, zeroconf_name=NAME)
-    app, server, thread = _serve(wyoming, models_dir)
+    live = _serve(wyoming, models_dir)
     try:
-        assert app.state.wyoming.announcer is None
+        assert live.app.state.wyoming.announcer is None
         assert f"{NAME}._wyoming._tcp.local." not in _browse(ns, there, 4)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        stop_server(live)
