@@ -7,7 +7,8 @@ queue of two says so the way an operator would.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from aistack_stt.config import Settings, with_env
 from stt_testkit import LiveServer, start_server, stop_server
@@ -19,3 +20,14 @@ def start(settings: Settings, env: Mapping[str, str] | None = None) -> LiveServe
 
 def stop(server: LiveServer) -> None:
     stop_server(server)
+
+
+@contextmanager
+def serving(settings: Settings, **env: str) -> Iterator[LiveServer]:
+    """`start` with the AISTACK_STT_* variables `env`, stopped when the block ends (a fixture
+    yields inside it)."""
+    server = start(settings, env)
+    try:
+        yield server
+    finally:
+        stop(server)

@@ -142,6 +142,17 @@ def _exchange(sock: socket.socket, body: Iterator[bytes]) -> tuple[bytes, int]:
     return answer, sent
 
 
+def _upload(port: int, framing: bytes, boundary: str, body: Iterator[bytes]) -> tuple[bytes, int]:
+    """A raw multipart POST to /v1/audio/transcriptions whose `framing` header (a length or
+    chunked) is followed by `body`: the answer and the bytes sent (`_exchange`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: localhost\r\n" + framing + b"\r\n"
+            b"Content-Type: multipart/form-data; boundary=" + boundary.encode() + b"\r\n\r\n"
+        )
+        return _exchange(sock, body)
+
+
 def _multipart_head(boundary: str) -> bytes:
     return (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pcm"'
@@ -162,13 +173,7 @@ def test_chunked_upload_without_length_is_refused_once_over_the_limit(
         for _ in range(total // len(piece)):
             yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
 
-    with socket.create_connection(("127.0.0.1", hostile.port), timeout=60) as sock:
-        sock.sendall(
-            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: localhost\r\n"
-            b"Transfer-Encoding: chunked\r\n"
-            b"Content-Type: multipart/form-data; boundary=" + boundary.encode() + b"\r\n\r\n"
-        )
-        answer, sent = _exchange(sock, chunked())
+    answer, sent = _upload(hostile.port, b"Transfer-Encoding: chunked", boundary, chunked())
     assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
     assert b"file_too_large" in answer and b"AISTACK_STT_MAX_UPLOAD_MB" in answer
     # Refused after about the limit (2 MiB) plus what the sockets buffer, not after 200 MB.
@@ -188,13 +193,7 @@ def test_upload_trickled_a_byte_at_a_time_loses_its_connection(
             time.sleep(1)
             yield b"\0"
 
-    with socket.create_connection(("127.0.0.1", hostile.port), timeout=60) as sock:
-        sock.sendall(
-            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: localhost\r\n"
-            b"Content-Length: 100000\r\n"
-            b"Content-Type: multipart/form-data; boundary=" + boundary.encode() + b"\r\n\r\n"
-        )
-        answer, sent = _exchange(sock, trickle())
+    answer, sent = _upload(hostile.port, b"Content-Length: 100000", boundary, trickle())
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert b"upload_timeout" in answer and b"AISTACK_STT_UPLOAD_TIMEOUT_S" in answer
     assert sent < 100000

@@ -21,7 +21,7 @@ import pytest
 from aistack_stt.config import ConfigError, SchedulerSettings, Settings, load_settings
 from aistack_stt.scheduling import bulk_layout
 from faster_whisper import decode_audio
-from stt_live import start, stop
+from stt_live import serving
 
 PARAGRAPH = (
     "The quick brown fox jumps over the lazy dog. A speech server in a small home lab gets "
@@ -75,33 +75,25 @@ def roomy(models_dir: Path):
     machine, where six uploads can arrive further apart; 5 s (1 s of quiet) makes "requests
     sent together are batched together" hold there too, and costs a lone long file 1 s.
     """
-    server = start(
-        Settings(model_dir=models_dir, **SETTINGS),
-        env={"AISTACK_STT_SHORT_AUDIO_S": "10", "AISTACK_STT_BATCH_WAIT_S": "5"},
-    )
-    yield server
-    stop(server)
+    settings = Settings(model_dir=models_dir, **SETTINGS)
+    with serving(settings, AISTACK_STT_SHORT_AUDIO_S="10", AISTACK_STT_BATCH_WAIT_S="5") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def tight(models_dir: Path):
     """A queue of two, to watch refusals and disconnects."""
-    server = start(
-        Settings(model_dir=models_dir, **SETTINGS),
-        env={"AISTACK_STT_MAX_QUEUE": "2", "AISTACK_STT_SHORT_AUDIO_S": "10"},
-    )
-    yield server
-    stop(server)
+    settings = Settings(model_dir=models_dir, **SETTINGS)
+    with serving(settings, AISTACK_STT_MAX_QUEUE="2", AISTACK_STT_SHORT_AUDIO_S="10") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def hasty(models_dir: Path):
     """A one-second deadline: ten minutes of audio cannot make it."""
-    server = start(
-        Settings(model_dir=models_dir, **SETTINGS), env={"AISTACK_STT_REQUEST_TIMEOUT_S": "1"}
-    )
-    yield server
-    stop(server)
+    settings = Settings(model_dir=models_dir, **SETTINGS)
+    with serving(settings, AISTACK_STT_REQUEST_TIMEOUT_S="1") as server:
+        yield server
 
 
 def _post(url: str, audio: bytes, timeout: float = 600, **data) -> httpx.Response:

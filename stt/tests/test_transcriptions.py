@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import httpx
 import pytest
 from openai import OpenAI
 from stt_testkit import LiveServer, Speech
@@ -104,14 +105,20 @@ def _seconds(match: tuple[str, ...]) -> float:
     return h * 3600 + m * 60 + s + ms / 1000
 
 
-def test_srt_is_valid_subrip(server: LiveServer, speech: Speech) -> None:
+def _subtitles(server: LiveServer, speech: Speech, fmt: str) -> httpx.Response:
+    """The command transcribed as `fmt` (srt or vtt), a 200 response."""
     with server.client() as http:
         resp = http.post(
             "/v1/audio/transcriptions",
             files={"file": speech.command_wav.open("rb")},
-            data={"response_format": "srt"},
+            data={"response_format": fmt},
         )
     assert resp.status_code == 200
+    return resp
+
+
+def test_srt_is_valid_subrip(server: LiveServer, speech: Speech) -> None:
+    resp = _subtitles(server, speech, "srt")
     blocks = [b for b in resp.text.strip().split("\n\n") if b.strip()]
     assert blocks
     last_end = 0.0
@@ -128,13 +135,7 @@ def test_srt_is_valid_subrip(server: LiveServer, speech: Speech) -> None:
 
 
 def test_vtt_is_valid_webvtt(server: LiveServer, speech: Speech) -> None:
-    with server.client() as http:
-        resp = http.post(
-            "/v1/audio/transcriptions",
-            files={"file": speech.command_wav.open("rb")},
-            data={"response_format": "vtt"},
-        )
-    assert resp.status_code == 200
+    resp = _subtitles(server, speech, "vtt")
     head, *cues = resp.text.strip().split("\n\n")
     assert head == "WEBVTT"
     assert cues

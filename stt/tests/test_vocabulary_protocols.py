@@ -207,42 +207,30 @@ def _wyoming(live: Running, clips: dict[str, bytes]) -> dict[str, str]:
     return {n: asyncio.run(_wyoming_one(live.wyoming_port, pcm)) for n, pcm in clips.items()}
 
 
-def test_http_hears_the_names_given_server_wide_or_per_request(servers, clips):
-    without = _right(_http(servers["plain"], clips))
-    for heard in (
-        _http(servers["server-wide"], clips),
-        _http(servers["plain"], clips, prompt=NAMES),
-        _http(servers["plain"], clips, hotwords=NAMES),
-        _http(servers["home assistant"], clips),
-    ):
-        assert _right(heard) > without and _right(heard) >= 2, heard
+PROMPT, HOTWORDS = {"prompt": NAMES}, {"hotwords": NAMES}
 
 
-def test_live_websocket_hears_the_names(servers, clips):
-    without = _right(_ws(servers["plain"], clips))
-    for heard in (
-        _ws(servers["server-wide"], clips),
-        _ws(servers["plain"], clips, prompt=NAMES),
-        _ws(servers["plain"], clips, hotwords=NAMES),
-    ):
-        assert _right(heard) > without and _right(heard) >= 2, heard
-
-
-def test_openai_realtime_hears_the_names_from_its_prompt(servers, clips):
-    without = _right(_realtime(servers["plain"], clips))
-    for heard in (
-        _realtime(servers["plain"], clips, prompt=NAMES),
-        _realtime(servers["server-wide"], clips),
-    ):
-        assert _right(heard) > without and _right(heard) >= 2, heard
-
-
-def test_wyoming_hears_server_wide_and_home_assistant_names(servers, clips):
-    without = _right(_wyoming(servers["plain"], clips))
-    for heard in (
-        _wyoming(servers["server-wide"], clips),
-        _wyoming(servers["home assistant"], clips),
-    ):
+@pytest.mark.parametrize(
+    ("hear", "helped"),
+    [
+        pytest.param(
+            _http,
+            [("server-wide", {}), ("plain", PROMPT), ("plain", HOTWORDS), ("home assistant", {})],
+            id="http",
+        ),
+        pytest.param(
+            _ws, [("server-wide", {}), ("plain", PROMPT), ("plain", HOTWORDS)], id="live-websocket"
+        ),
+        pytest.param(_realtime, [("plain", PROMPT), ("server-wide", {})], id="openai-realtime"),
+        pytest.param(_wyoming, [("server-wide", {}), ("home assistant", {})], id="wyoming"),
+    ],
+)
+def test_each_protocol_hears_the_names_each_way_it_takes_them(servers, clips, hear, helped):
+    """With the names (server-wide, per request as a prompt or hotwords, from Home Assistant:
+    each protocol where it takes them), more of them are heard than without, two at least."""
+    without = _right(hear(servers["plain"], clips))
+    for server, fields in helped:
+        heard = hear(servers[server], clips, **fields)
         assert _right(heard) > without and _right(heard) >= 2, heard
 
 
