@@ -112,78 +112,35 @@ def build(directory: Path, voices: int = len(VOICES)) -> list[Clip]:
     directory.mkdir(parents=True, exist_ok=True)
     clips: list[Clip] = []
 
-    def once(name: str, make) -> Path:
+    def add(name: str, kind: str, text: str, make) -> None:
+        """The clip `name`, made by `make(path)` unless its file is already there."""
         path = directory / f"{name}.wav"
         if not path.exists():
             make(path)
-        return path
+        clips.append(Clip(name, kind, text, path))
 
     for v, (voice, speed) in enumerate(VOICES[:voices]):
-        for i, text in enumerate(COMMANDS):
-            name = f"command-{v}-{i:02d}"
-            clips.append(
-                Clip(
-                    name,
-                    "command",
-                    text,
-                    once(name, lambda p, t=text, vo=voice, s=speed: speak(t, vo, s, p)),
-                )
-            )
-        for i, text in enumerate(SENTENCES):
-            name = f"sentence-{v}-{i}"
-            clips.append(
-                Clip(
-                    name,
-                    "sentence",
-                    text,
-                    once(name, lambda p, t=text, vo=voice, s=speed: speak(t, vo, s, p)),
-                )
-            )
+        # Commands numbered with two digits (command-0-07), sentences with one.
+        for kind, texts, digits in (("command", COMMANDS, 2), ("sentence", SENTENCES, 1)):
+            for i, text in enumerate(texts):
+                add(f"{kind}-{v}-{i:0{digits}d}", kind, text,
+                    lambda p, t=text, vo=voice, s=speed: speak(t, vo, s, p))  # fmt: skip
     # Speech with noise under it: the first voice's sentences and some commands.
     for colour, level in (("pinknoise", 0.05), ("whitenoise", 0.05), ("brownnoise", 0.2)):
         for clip in [c for c in clips if c.name.startswith(("sentence-0-", "command-0-0"))]:
-            name = f"noisy-{colour}-{level}-{clip.name}"
-            clips.append(
-                Clip(
-                    name,
-                    "noisy",
-                    clip.text,
-                    once(name, lambda p, c=clip, co=colour, lv=level: mix(c.path, co, lv, p)),
-                )
-            )
+            add(f"noisy-{colour}-{level}-{clip.name}", "noisy", clip.text,
+                lambda p, c=clip, co=colour, lv=level: mix(c.path, co, lv, p))  # fmt: skip
     for seconds in (0.5, 2, 12, 45):
-        name = f"silence-{seconds}s"
-        clips.append(
-            Clip(
-                name,
-                "silence",
-                "",
-                once(name, lambda p, s=seconds: synth(p, s, "sine", "0", "vol", "0")),
-            )
-        )
+        add(f"silence-{seconds}s", "silence", "",
+            lambda p, s=seconds: synth(p, s, "sine", "0", "vol", "0"))  # fmt: skip
     for colour, level in NOISES:
-        name = f"noise-{colour}-{level}"
-        clips.append(
-            Clip(
-                name,
-                "noise",
-                "",
-                once(name, lambda p, c=colour, lv=level: synth(p, 4, c, "vol", str(lv))),
-            )
-        )
+        add(f"noise-{colour}-{level}", "noise", "",
+            lambda p, c=colour, lv=level: synth(p, 4, c, "vol", str(lv)))  # fmt: skip
     for level in (0.05, 0.3):
-        name = f"noise-hum50-{level}"
-        clips.append(
-            Clip(
-                name,
-                "noise",
-                "",
-                once(name, lambda p, lv=level: synth(p, 4, "sine", "50", "vol", str(lv))),
-            )
-        )
+        add(f"noise-hum50-{level}", "noise", "",
+            lambda p, lv=level: synth(p, 4, "sine", "50", "vol", str(lv)))  # fmt: skip
     # A click of the mic: 2 s of silence with a 5 ms full-scale square burst in the middle.
-    name = "noise-click"
-    clips.append(Clip(name, "noise", "", once(name, _click)))
+    add("noise-click", "noise", "", _click)
     return clips
 
 
