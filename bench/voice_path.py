@@ -170,6 +170,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def start_stack(
+    python: Path, model: Path, work: Path, owuis: dict[str, bool], procs: list
+) -> tuple[str, dict[str, tuple[str, str]]]:
+    """aistack-stt serving `model` and one Open WebUI per name in `owuis` (True: bypassing
+    pydub), each with its directory and log in `work`, every process added to `procs` (the
+    caller stops them): aistack-stt's URL and each Open WebUI's (URL, token)."""
+    stt, stt_url = start_stt(model, work / "stt.log")
+    procs.append(stt)
+    owui = {}
+    for name, bypass in owuis.items():
+        proc, url, token = start_owui(python, stt_url, work / name, bypass, work / f"{name}.log")
+        procs.append(proc)
+        owui[name] = (url, token)
+    return stt_url, owui
+
+
 def run(args: argparse.Namespace) -> tuple[dict[str, PathResult], dict]:
     work = Path(tempfile.mkdtemp(prefix="voice-path-"))
     clips = [c for c in voice_corpus.build(work / "corpus", voices=args.voices)
@@ -177,21 +193,11 @@ def run(args: argparse.Namespace) -> tuple[dict[str, PathResult], dict]:
     webms = {c.name: browser_recording(c.path, work / f"{c.name}.webm") for c in clips}
     procs = []
     try:
-        stt, stt_url = start_stt(args.model, work / "stt.log")
-        procs.append(stt)
-        owui_mp3, mp3_url, mp3_token = start_owui(
-            args.owui_python, stt_url, work / "owui-mp3", False, work / "owui-mp3.log"
-        )
-        procs.append(owui_mp3)
-        owui_bp, bp_url, bp_token = start_owui(
-            args.owui_python, stt_url, work / "owui-bypass", True, work / "owui-bypass.log"
-        )
-        procs.append(owui_bp)
-        targets = {
-            "direct": (stt_url + "/v1/audio/transcriptions", None),
-            "owui-mp3": (mp3_url + "/api/v1/audio/transcriptions", mp3_token),
-            "owui-bypass": (bp_url + "/api/v1/audio/transcriptions", bp_token),
-        }
+        owuis = {"owui-mp3": False, "owui-bypass": True}
+        stt_url, owui = start_stack(args.owui_python, args.model, work, owuis, procs)
+        targets = {"direct": (stt_url + "/v1/audio/transcriptions", None)}
+        for name, (url, token) in owui.items():
+            targets[name] = (url + "/api/v1/audio/transcriptions", token)
         results = {p: PathResult() for p in PATHS}
         with httpx.Client(timeout=120) as client:
             first = webms[clips[0].name]
@@ -247,12 +253,8 @@ def language_check(args: argparse.Namespace) -> str:
         "",
     ]
     try:
-        stt, stt_url = start_stt(args.language_check, work / "stt.log")
-        procs.append(stt)
-        proc, url, token = start_owui(
-            args.owui_python, stt_url, work / "owui", True, work / "owui.log"
-        )
-        procs.append(proc)
+        _, owui = start_stack(args.owui_python, args.language_check, work, {"owui": True}, procs)
+        url, token = owui["owui"]
         with httpx.Client(timeout=120) as client:
             for language in ("fr", None, "en"):
                 resp = client.post(
