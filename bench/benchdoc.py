@@ -12,6 +12,8 @@ they are.
 
 from __future__ import annotations
 
+import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +24,16 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers.stt_server import free_port, start_process  # noqa: E402
 
-__all__ = ["ROOT", "free_port", "publish", "start_process", "write_section"]
+__all__ = [
+    "ROOT",
+    "ensure_test_models",
+    "free_port",
+    "publish",
+    "stop_all",
+    "start_process",
+    "stt_parser",
+    "write_section",
+]
 
 
 def write_section(section: str, text: str, doc: Path = RESULTS) -> None:
@@ -51,3 +62,28 @@ def publish(section: str, text: str, write: bool) -> None:
     print(text)
     if write:
         write_section(section, text)
+
+
+def stt_parser(doc: str, runs: int) -> argparse.ArgumentParser:
+    """The command line of an aistack-stt benchmark (described by `doc`'s first line) with the
+    options they share: --runs (default `runs`), --model-dir, --threads and --write."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / ".cache" / "models")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    return parser
+
+
+def ensure_test_models(model_dir: Path) -> None:
+    """Fetch the test models into `model_dir` (scripts/fetch-test-models) unless tiny.en is
+    there."""
+    if not (model_dir / "tiny.en" / "model.bin").is_file():
+        subprocess.run([str(ROOT / "scripts" / "fetch-test-models"), str(model_dir)], check=True)
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """Stop the servers a benchmark started (SIGTERM, then wait up to 30 s for each)."""
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=30)

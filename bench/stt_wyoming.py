@@ -19,7 +19,6 @@ Wyoming at most 1.05x HTTP. `--write` replaces the `## Wyoming` section of docs/
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import platform
@@ -38,7 +37,14 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
-from benchdoc import free_port, publish, start_process
+from benchdoc import (
+    ensure_test_models,
+    free_port,
+    publish,
+    start_process,
+    stop_all,
+    stt_parser,
+)
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -213,17 +219,10 @@ def report(times: dict[str, list[float]], audio_s: float, runs: int, load: tuple
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=21)
-    parser.add_argument("--model-dir", type=Path, default=ROOT / ".cache" / "models")
-    parser.add_argument("--threads", type=int, default=2)
+    parser = stt_parser(__doc__, runs=21)
     parser.add_argument("--wfw-python", help="python of a venv with wyoming-faster-whisper")
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
-    if not (args.model_dir / "tiny.en" / "model.bin").is_file():
-        subprocess.run(
-            [str(ROOT / "scripts" / "fetch-test-models"), str(args.model_dir)], check=True
-        )
+    ensure_test_models(args.model_dir)
 
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,9 +255,7 @@ def main() -> int:
                     times[name].append(elapsed)
             load_after = os.getloadavg()[0]
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=30)
+            stop_all(procs)
     text = report(times, audio_s, args.runs, (load_before, load_after))
     publish(SECTION, text, args.write)
     return 0

