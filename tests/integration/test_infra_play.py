@@ -126,28 +126,38 @@ def test_check_mode_reports_drift_and_changes_nothing(infra):
     assert "limits.memory" not in web["config"]
 
 
-def _variant(tmp_path: Path, change) -> Path:
+def _edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data))
+
+
+def _variant(tmp_path: Path, change, images: dict[str, str] | None = None) -> Path:
+    """A copy of the inventory with `change` made to group_vars/all and each machine named in
+    `images` given that image."""
     inv = tmp_path / "inventory"
     shutil.copytree(INVENTORY, inv)
-    all_vars = inv / "group_vars" / "all.yml"
-    data = yaml.safe_load(all_vars.read_text())
-    change(data)
-    all_vars.write_text(yaml.safe_dump(data))
+    for machine, image in (images or {}).items():
+        _edit(inv / "host_vars" / f"{machine}.yml",
+              lambda data, image=image: data["aistack_instance"].update(image=image))
+    _edit(inv / "group_vars" / "all.yml", change)
     return inv
 
 
-def test_overlapping_subnet_fails_before_anything_is_created(infra, tmp_path):
-    def overlap(data):
-        dom = data["aistack_domains"].pop(PROJECT)
-        dom.update(
-            name="t-infra-ovl",
-            project="t-infra-ovl",
-            bridge="br-ti-ovl",
-            gateway="10.201.20.129",
-            netmask_bits=25,
-        )
-        data["aistack_domains"]["t-infra-ovl"] = dom
+def _move_domain(name: str, bridge: str, **network):
+    """A change of group_vars/all: the test domain renamed `name` (its project too), on the
+    bridge `bridge` with `network`, so that nothing it creates is the test domain's."""
 
+    def change(data: dict) -> None:
+        dom = data["aistack_domains"].pop(PROJECT)
+        dom.update(name=name, project=name, bridge=bridge, **network)
+        data["aistack_domains"][name] = dom
+
+    return change
+
+
+def test_overlapping_subnet_fails_before_anything_is_created(infra, tmp_path):
+    overlap = _move_domain("t-infra-ovl", "br-ti-ovl", gateway="10.201.20.129", netmask_bits=25)
     before = snapshot()
     run = playbook("playbooks/infra.yml", _variant(tmp_path, overlap))
     assert run.returncode != 0
@@ -158,28 +168,10 @@ def test_overlapping_subnet_fails_before_anything_is_created(infra, tmp_path):
 
 
 def test_missing_image_fails_before_anything_is_created(tmp_path):
-    inv = tmp_path / "inventory"
-    shutil.copytree(INVENTORY, inv)
-    hv = inv / "host_vars" / "t-infra-web.yml"
-    data = yaml.safe_load(hv.read_text())
-    data["aistack_instance"]["image"] = "local:t-infra/no-such-image"
-    hv.write_text(yaml.safe_dump(data))
-
-    def rename(all_data):
-        dom = all_data["aistack_domains"].pop(PROJECT)
-        dom.update(
-            name="t-infra-img",
-            project="t-infra-img",
-            bridge="br-ti-img",
-            gateway="10.201.21.1",
-            subnet="10.201.21.0/24",
-        )
-        all_data["aistack_domains"]["t-infra-img"] = dom
-
-    all_vars = inv / "group_vars" / "all.yml"
-    all_data = yaml.safe_load(all_vars.read_text())
-    rename(all_data)
-    all_vars.write_text(yaml.safe_dump(all_data))
+    rename = _move_domain(
+        "t-infra-img", "br-ti-img", gateway="10.201.21.1", subnet="10.201.21.0/24"
+    )
+    inv = _variant(tmp_path, rename, images={"t-infra-web": "local:t-infra/no-such-image"})
     run = playbook("playbooks/infra.yml", inv)
     assert run.returncode != 0
     assert "Machine t-infra-web uses image local:t-infra/no-such-image" in run.stdout
@@ -189,21 +181,10 @@ def test_missing_image_fails_before_anything_is_created(tmp_path):
 
 def test_unreachable_image_server_fails_once_before_anything_is_created(tmp_path):
     """This host cannot reach images.linuxcontainers.org: one message, with the fix."""
-    inv = tmp_path / "inventory"
-    shutil.copytree(INVENTORY, inv)
-    for name in MACHINES:
-        hv = inv / "host_vars" / f"{name}.yml"
-        data = yaml.safe_load(hv.read_text())
-        data["aistack_instance"]["image"] = "images:debian/12"
-        hv.write_text(yaml.safe_dump(data))
-    all_vars = inv / "group_vars" / "all.yml"
-    all_data = yaml.safe_load(all_vars.read_text())
-    dom = all_data["aistack_domains"].pop(PROJECT)
-    dom.update(name="t-infra-srv", project="t-infra-srv", bridge="br-ti-srv",
-               gateway="10.201.22.1", subnet="10.201.22.0/24")
-    all_data["aistack_domains"]["t-infra-srv"] = dom
-    all_vars.write_text(yaml.safe_dump(all_data))
-
+    rename = _move_domain(
+        "t-infra-srv", "br-ti-srv", gateway="10.201.22.1", subnet="10.201.22.0/24"
+    )
+    inv = _variant(tmp_path, rename, images={name: "images:debian/12" for name in MACHINES})
     run = playbook("playbooks/infra.yml", inv)
     assert run.returncode != 0
     assert run.stdout.count("but its image server does not answer from this host") == 1
