@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .config_options import Checked
 from .config_options import option as _opt
+from .config_subtrees import port_option
 
 DECODE_PROFILES = ("realtime", "accurate")
 
@@ -40,12 +41,10 @@ def _model(name: str, value: str | None) -> str | None:
 class LiveSettings(Checked):
     """gRPC, decode profiles, the interim model, languages and capture of live sessions."""
 
-    grpc_port: int = _opt(
+    grpc_port: int = port_option(
         0,
         "TCP port of the gRPC server (`stt.STTBackend`, whisper-streaming-stt-server's "
         "protocol); `0`: off",
-        ge=0,
-        le=65535,
         means={0: "off"},
     )
     grpc_host: str = _opt(

@@ -18,6 +18,11 @@ from .config_options import option as _opt
 SEPARATE_LANES = ("auto", "always", "never")
 
 
+def port_option(default: int, help: str, means: dict[int, str] | None = None):  # noqa: A002
+    """A TCP port option (0-65535); `means` names what a special port (`0`) stands for."""
+    return _opt(default, help, ge=0, le=65535, means=means or {})
+
+
 def _http_url(name: str, value: str) -> str | None:
     url = value.strip()
     if not url or re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
@@ -154,12 +159,10 @@ class WyomingSettings(Checked):
         True, "serve Wyoming (Home Assistant) beside the HTTP API; `false`: no port is opened"
     )
     host: str = _opt("0.0.0.0", "address the Wyoming server listens on")  # noqa: S104
-    port: int = _opt(
+    port: int = port_option(
         10300,  # the port Home Assistant's Wyoming integration suggests for STT
         "TCP port of the Wyoming server; a port that cannot be bound stops the server at start "
         "(`0`: any free port)",
-        ge=0,
-        le=65535,
         means={0: "any free port"},
     )
     max_connections: int = _opt(
@@ -218,11 +221,8 @@ class WyomingSettings(Checked):
         shown="empty",
         check=_ipv4,
     )
-    zeroconf_port: int = _opt(
-        0,
-        "the port announced (behind a proxy device: the published port); `0`: `port`",
-        ge=0,
-        le=65535,
+    zeroconf_port: int = port_option(
+        0, "the port announced (behind a proxy device: the published port); `0`: `port`"
     )
     # Wyoming has no authentication, so this is its only gate besides the network.
     allow: str = _opt(
