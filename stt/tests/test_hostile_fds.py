@@ -13,7 +13,7 @@ import re
 import resource
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,11 +23,16 @@ ATTACKERS = 400  # more than the 256 descriptors the server has
 MAX_LOG_BYTES = 64 * 1024
 
 
-def _limit(soft: int, hard: int) -> Callable[[], None]:
-    def apply() -> None:
+def _start_limited(
+    models_dir: Path, tmp_path: Path, soft: int, hard: int, **env: str
+) -> ServerProcess:
+    """The server, logging to tmp_path/server.log, started with an open-file limit of `soft`
+    (and `hard`) and the AISTACK_STT_* variables `env`."""
+
+    def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
-    return apply
+    return start_process(models_dir, tmp_path / "server.log", preexec_fn=limit, **env)
 
 
 @contextlib.contextmanager
@@ -64,10 +69,11 @@ def _open_file_limit(pid: int) -> int:
 def test_idle_connections_beyond_the_fd_limit_get_a_503_then_their_place_is_freed(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    server = start_process(
+    server = _start_limited(
         models_dir,
-        tmp_path / "server.log",
-        preexec_fn=_limit(128, 256),
+        tmp_path,
+        128,
+        256,
         # The default deadline: long enough that, even on a loaded machine, all the attackers
         # are connected and holding their places before the deadline frees the first ones.
         AISTACK_STT_HEADER_TIMEOUT_S="10",
@@ -103,10 +109,11 @@ def test_running_out_of_descriptors_writes_a_few_lines_not_megabytes(
 ) -> None:
     # The cap set above what the descriptors allow: accept() fails with EMFILE, as it did
     # without the cap, and the server must neither flood its log nor stay shut.
-    server = start_process(
+    server = _start_limited(
         models_dir,
-        tmp_path / "server.log",
-        preexec_fn=_limit(256, 256),
+        tmp_path,
+        256,
+        256,
         AISTACK_STT_MAX_CONNECTIONS="5000",
         AISTACK_STT_HEADER_TIMEOUT_S="2",
     )
