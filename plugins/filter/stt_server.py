@@ -111,26 +111,11 @@ def choose_runtime(
     return Runtime(device=resolved, compute_type=compute_type, model=model)
 
 
-def stt_server_runtime(
-    gpu_found: bool,
-    device: str = "auto",
-    quantization: str = "",
-    model: str = "",
-    default_model_gpu: str = "large-v3-turbo",
-    default_model_cpu: str = "base",
-    card: dict | None = None,
-) -> dict:
-    """Jinja face of choose_runtime: a dict with device, compute_type and model."""
+def stt_server_runtime(gpu_found: bool, *args, **kwargs) -> dict:
+    """Jinja face of choose_runtime (same arguments after `gpu_found`): a dict with device,
+    compute_type and model; a wrong setting is the filter's error, with its sentence."""
     try:
-        runtime = choose_runtime(
-            bool(gpu_found),
-            device,
-            quantization,
-            model,
-            default_model_gpu,
-            default_model_cpu,
-            card or None,
-        )
+        runtime = choose_runtime(bool(gpu_found), *args, **kwargs)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from None
     return asdict(runtime)

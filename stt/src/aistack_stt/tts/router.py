@@ -120,14 +120,7 @@ async def speech(request: Request) -> Response:
     text = _text(data, "input")
     if text is None or not text.strip():
         raise bad_param("input", "input is missing or empty: send the text to speak")
-    if len(text) > tts.settings.max_input_chars:
-        raise APIError(
-            400,
-            f"input is {len(text)} characters long; the limit is "
-            f"{tts.settings.max_input_chars} (AISTACK_STT_TTS_MAX_INPUT_CHARS): send it in parts",
-            param="input",
-            code="input_too_long",
-        )
+    tts.check_length(text, "input", ": send it in parts", param="input")
     voice = tts.catalog.pick(_text(data, "model"), _text(data, "voice"))
     name = (_text(data, "response_format") or "mp3").strip().lower()
     fmt = check_format(name)

@@ -19,6 +19,19 @@ class TtsService:
     catalog: VoiceCatalog
     synthesizer: Synthesizer
 
+    def check_length(self, text: str, what: str, advice: str = "", param: str | None = None):
+        """400 `input_too_long` when `text` (named `what` in the message) passes the cap;
+        the same rule for HTTP and Wyoming."""
+        limit = self.settings.max_input_chars
+        if len(text) > limit:
+            raise APIError(
+                400,
+                f"{what} is {len(text)} characters long; the limit is {limit} "
+                f"(AISTACK_STT_TTS_MAX_INPUT_CHARS){advice}",
+                param=param,
+                code="input_too_long",
+            )
+
 
 def build(settings: TtsSettings) -> TtsService | None:
     """The service for `settings.voice`, or None without one. A wrong voice is a ConfigError

@@ -64,13 +64,7 @@ async def synthesize(
     text = data.get("text")
     if not isinstance(text, str) or not text.strip():
         raise APIError(400, "synthesize: text is missing or empty", code="invalid_value")
-    if len(text) > tts.settings.max_input_chars:
-        raise APIError(
-            400,
-            f"synthesize: text is {len(text)} characters long; the limit is "
-            f"{tts.settings.max_input_chars} (AISTACK_STT_TTS_MAX_INPUT_CHARS)",
-            code="input_too_long",
-        )
+    tts.check_length(text, "synthesize: text")
     asked = data.get("voice") if isinstance(data.get("voice"), dict) else {}
     name = asked.get("name") if isinstance(asked.get("name"), str) else None
     voice = tts.catalog.pick(None, name)
