@@ -3,7 +3,9 @@ on, through the Incus connection, and one on this host's bridge from the control
 machine it cannot reach is reported as such and the run still ends well.
 
 Nothing runs here: the controller's checks meet no service, the delegated one meets no
-machine, and the summary must say which of the two happened."""
+machine, and the summary must say which of the two happened. An Incus-stage test: the
+delegated check and the front door's names go through the `incus` client, which the unit
+stage does not have (the fresh host's unit stage runs where Incus was never installed)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.incus
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
