@@ -67,6 +67,10 @@ class VoiceAttempt:
     chat_input: str
     toasts: list[str]
     screenshot: Path
+    # The page's own error when it could not even show the chat: Open WebUI 0.12 calls
+    # crypto.randomUUID, which browsers define only in secure contexts, so on plain HTTP
+    # at a LAN address its chat page (a model selected) ends in "500: Internal Error".
+    page_error: str = ""
 
 
 def _browser_home(ca_file: Path | None) -> Path:
@@ -125,8 +129,13 @@ def speak_into_open_webui(
             page.goto(url + "/", wait_until="domcontentloaded")
             secure = bool(page.evaluate("window.isSecureContext"))
             button = page.locator("#voice-input-button")
+            failed = page.get_by_text("500: Internal Error", exact=True)
             try:
-                button.wait_for(state="visible")
+                button.or_(failed).first.wait_for(state="visible")
+                if not secure and not button.is_visible() and failed.is_visible():
+                    page.screenshot(path=str(screenshot))
+                    error = failed.inner_text().strip()
+                    return VoiceAttempt(secure, False, "", toasts, screenshot, error)
             except Exception as exc:
                 # Say what the page showed instead: the screenshot, where it ended up, its text.
                 page.screenshot(path=str(screenshot))
