@@ -213,6 +213,10 @@ def test_capture_keeps_sessions_within_its_caps_unless_the_client_opts_out(
     assert len(mine) == 1, mine  # the opted-out session was never written
     assert _words(" ".join(f["text"] for f in mine[0]["finals"])) >= WORDS
     assert mine[0]["audio_seconds"] == pytest.approx(len(audio) / 2 / 16000, abs=0.1)
+    # The writer cuts the directory back to AISTACK_STT_CAPTURE_MAX_FILES right after it wrote
+    # the session's JSON, on its own thread: wait for that step, then the oldest is gone.
+    while time.monotonic() < deadline and len({p.stem for p in directory.iterdir()}) > 2:
+        time.sleep(0.2)
     stems = {p.stem for p in directory.iterdir()}
     assert len(stems) <= 2  # AISTACK_STT_CAPTURE_MAX_FILES: the oldest went
     assert {p.suffix for p in directory.iterdir()} == {".wav", ".json"}
