@@ -111,8 +111,11 @@ class Vocabulary:
         server = self.fit([t for t in self.terms if t.casefold() not in said], room)
         room -= sum(self.cost(t) for t in server) + 1
         taken = {t.casefold() for t in server}
-        names = [n for n in parse_terms(self._names()) if n.casefold() not in taken]
-        names = [n for n in names if n.casefold() not in said]
+        # Home Assistant's names, less those the server's words or the request already say.
+        names = [
+            n for n in parse_terms(self._names())
+            if n.casefold() not in taken and n.casefold() not in said
+        ]
         hass = self.fit(names, room) if room > 0 else []
         text = " ".join(p for p in (_listing([*hass, *server]), own) if p)
         return text or None
