@@ -352,7 +352,11 @@ def check(
 
 
 def devices(door: FrontDoor) -> dict[str, dict[str, str]]:
-    """Incus proxy devices: each host address and port → nginx inside the machine."""
+    """Incus proxy devices: each host address and port → nginx inside the machine.
+
+    The device's own connection reaches nginx from 127.0.0.1, so it sends the PROXY protocol
+    header first: nginx learns the LAN client's address from it (and from nobody else), logs
+    it and passes it on, and the per-client caps behind the door count real machines."""
     result: dict[str, dict[str, str]] = {}
     ports = [(HTTPS_DEVICE, door.https_port, INNER_HTTPS_PORT)]
     if door.stt_port is not None:
@@ -365,6 +369,7 @@ def devices(door: FrontDoor) -> dict[str, dict[str, str]]:
                 "type": "proxy",
                 "listen": f"tcp:{address}:{port}",
                 "connect": f"tcp:127.0.0.1:{inner}",
+                "proxy_protocol": "true",
             }
     return result
 

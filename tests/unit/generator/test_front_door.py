@@ -72,6 +72,8 @@ def test_door_is_on_by_default_and_opens_only_open_webui(ws: Workspace) -> None:
             "type": "proxy",
             "listen": "tcp:0.0.0.0:443",
             "connect": "tcp:127.0.0.1:443",
+            # nginx learns each LAN client's address from the PROXY protocol header.
+            "proxy_protocol": "true",
         }
     }
     assert web["front_door_stt_port"] == 0
@@ -106,6 +108,7 @@ def test_listen_addresses_ports_names_and_stt_api_with_a_key(ws: Workspace) -> N
         "type": "proxy",
         "listen": "tcp:10.0.0.5:8443",
         "connect": "tcp:127.0.0.1:8443",
+        "proxy_protocol": "true",
     }
     assert web["front_door_names"] == ["ai.home.arpa", "192.168.1.5"]
     assert web["front_door_stt_upstream"] == "http://10.100.10.10:8000"
