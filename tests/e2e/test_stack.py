@@ -24,6 +24,7 @@ import httpx
 import pytest
 from cryptography import x509
 
+from tests.helpers import door_clients
 from tests.helpers.checkout import ollama_test_double_vars
 from tests.helpers.lan_browser import lan_namespace, speak_into_open_webui
 from tests.helpers.speech import synthesize_wav
@@ -38,6 +39,11 @@ WEBUI_URL = f"http://{WEB_IP}:8080"
 SENTENCE = "please turn on the kitchen lights"
 ADMIN_EMAIL = "admin@aistack.lan"
 SCREENSHOTS = Path("/tmp/aistack-e2e-browser")
+# The front_door role's defaults: requests in progress per client address, and the seconds a
+# request header may take.
+DOOR_PER_CLIENT, DOOR_HEADER_TIMEOUT_S = 64, 15
+# The issue's attack: one address opens 1 100 requests that are never finished.
+HALF_SENT = 1100
 
 
 def _stt_key(checkout) -> str:
@@ -99,6 +105,23 @@ def lan():
     """A LAN client's network: reaches the host through a veth, nothing else."""
     with lan_namespace() as namespace:
         yield namespace
+
+
+@pytest.fixture(scope="module")
+def other_lan():
+    """A second LAN machine, on its own veth and /30."""
+    with lan_namespace("aistack-door-lan2", "10.160.14.1", "10.160.14.2",
+                       links=("vd2-host", "vd2-lan")) as namespace:
+        yield namespace
+
+
+def _door_log(address: str) -> list[str]:
+    """The lines of the door's access log (in the Open WebUI machine) for a client address."""
+    log = subprocess.run(
+        ["incus", "exec", "--project", PROJECT, "web", "--", "cat", "/var/log/nginx/access.log"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line for line in log.splitlines() if line.split(" ", 1)[0] == address]
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +214,64 @@ def test_browser_on_plain_http_gets_no_recording(stack, lan, tmp_path):
         attempt.toasts,
         attempt.page_error,
     )
+
+
+def test_the_door_sees_each_lan_machine_and_believes_no_forged_address(stack, lan, other_lan):
+    """nginx takes the client from the proxy device's PROXY header: each LAN machine shows
+    under its own address, and an X-Real-IP / X-Forwarded-For a client sends changes nothing."""
+    url = _door_url(stack["apply"].output)
+    ca = str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
+    forged = {"X-Real-IP": "203.0.113.7", "X-Forwarded-For": "203.0.113.7"}
+    for namespace, address in ((lan.name, lan.client_ip), (other_lan.name, other_lan.client_ip)):
+        before = len(_door_log(address))
+        status, body = door_clients.fetch(namespace, f"{url}/health?from={address}", ca, forged)
+        assert status == 200 and json.loads(body) == {"status": True}, (status, body)
+        lines = _door_log(address)
+        assert len(lines) == before + 1 and f"/health?from={address} " in lines[-1], lines[-3:]
+    assert _door_log("203.0.113.7") == []
+
+
+def test_one_machine_at_its_request_cap_leaves_the_door_open_to_others(stack, lan, other_lan):
+    """A machine holding its share of requests (uploads that never end) is refused more with
+    429; another machine is served meanwhile, and the first again once it lets go."""
+    url = _door_url(stack["apply"].output)
+    host = url.removeprefix("https://").split(":")[0]
+    ca = str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
+    holder = door_clients.hold(lan.name, host, 443, "body", DOOR_PER_CLIENT, ca)
+    try:
+        assert holder.held == DOOR_PER_CLIENT
+        # The held requests count from the moment nginx has read their headers.
+        refused = door_clients.wait_for_status(lan.name, f"{url}/health", ca, 429)
+        assert refused, "the machine holding its share of requests was still served"
+        status, body = door_clients.fetch(other_lan.name, f"{url}/health", ca)
+        assert status == 200 and json.loads(body) == {"status": True}, (status, body)
+        assert holder.open_now() == DOOR_PER_CLIENT
+    finally:
+        holder.release()
+    assert door_clients.wait_for_status(lan.name, f"{url}/health", ca, 200)
+    assert any('" 429 ' in line for line in _door_log(lan.client_ip))
+
+
+def test_a_thousand_half_sent_requests_from_one_machine_shut_no_one_out(stack, lan, other_lan):
+    """1 100 connections that never finish their handshake, from one address: another machine
+    is served while every one of them is held, and nginx lets go of them after its header
+    timeout."""
+    url = _door_url(stack["apply"].output)
+    host = url.removeprefix("https://").split(":")[0]
+    ca = str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
+    holder = door_clients.hold(lan.name, host, 443, "half", HALF_SENT, ca)
+    try:
+        status, body = door_clients.fetch(other_lan.name, f"{url}/health", ca)
+        still_held = holder.open_now()
+        assert status == 200 and json.loads(body) == {"status": True}, (status, body)
+        # Every half-sent request was still open when the other machine got its answer.
+        assert still_held == HALF_SENT, still_held
+        assert door_clients.wait_for_open(holder, 0, DOOR_HEADER_TIMEOUT_S + 60), (
+            f"nginx still holds {holder.open_now()} half-sent requests long after "
+            f"its {DOOR_HEADER_TIMEOUT_S} s header timeout"
+        )
+    finally:
+        holder.release()
 
 
 def test_spoken_sentence_through_open_webui_comes_back_as_text(stack):

@@ -46,10 +46,14 @@ class LanNamespace:
 
 @contextlib.contextmanager
 def lan_namespace(
-    name: str = "aistack-door-lan", host_ip: str = "10.160.13.1", client_ip: str = "10.160.13.2"
+    name: str = "aistack-door-lan",
+    host_ip: str = "10.160.13.1",
+    client_ip: str = "10.160.13.2",
+    links: tuple[str, str] = ("vd-host", "vd-lan"),
 ) -> Iterator[LanNamespace]:
-    """A namespace whose only link is a veth to the host; its default route is the host."""
-    host_if, lan_if = "vd-host", "vd-lan"
+    """A namespace whose only link is a veth to the host; its default route is the host.
+    A second LAN machine takes another name, /30 and pair of `links`."""
+    host_if, lan_if = links
     subprocess.run(["ip", "netns", "del", name], capture_output=True)
     subprocess.run(["ip", "link", "del", host_if], capture_output=True)
     with veth_namespace(
