@@ -7,7 +7,9 @@ pass with nothing else installed: no venv, no Incus, no test weights, no `.git`.
 apply` reuses that venv, installs Incus from bookworm-backports, starts it under systemd,
 builds the local image, brings up the example stack and prints the summary; then, from
 inside that host, the STT service transcribes a spoken sentence and Open WebUI answers
-/health.
+/health. Last, the host is rebooted (`incus restart`, a clean shutdown and boot of its
+systemd) and every service answers again by itself within the bound docs/operations.md
+gives; the times go to tests/output/fresh-reboot.json.
 
 The tests run in file order and share one host, as a user's steps would.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import time
 
 import pytest
 
@@ -28,11 +31,40 @@ pytestmark = pytest.mark.fresh_host
 
 AI_IP, WEB_IP = "10.100.10.10", "10.100.10.20"
 SENTENCE = "please turn on the kitchen lights"
+HOST_IP = "10.150.0.10"  # conftest.FRESH: the nested host's own (LAN) address
+# After a reboot of the host, from `incus restart` being issued until every service answers
+# (docs/operations.md, "Services that die come back by themselves").
+REBOOT_BOUND_S = 300
 
 GET = nested.python_command(r"""
 import sys, urllib.request
 with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
     print(r.status, r.read().decode())
+""")
+
+
+# Inside the host after its reboot: argv[1] is when the restart was issued (the host's clock is
+# the outer one: a container shares the kernel's), argv[2] the door's CA, argv[3] the bound,
+# then name=url pairs. Polls each URL until it answers 200 and prints the seconds from the
+# restart at which each first did (null: not within the bound).
+UNTIL_ALL_ANSWER = nested.python_command(r"""
+import json, ssl, sys, time, urllib.request
+issued, ca, bound = float(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+pending = dict(arg.split("=", 1) for arg in sys.argv[4:])
+context = ssl.create_default_context(cafile=ca)
+answered = {name: None for name in pending}
+while pending and time.time() - issued < bound:
+    for name, url in list(pending.items()):
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=context) as r:
+                ok = r.status == 200
+        except OSError:
+            ok = False
+        if ok:
+            answered[name] = round(time.time() - issued, 1)
+            del pending[name]
+    time.sleep(0.5)  # services booting: nothing to wait on but their answers
+print(json.dumps(answered))
 """)
 
 
@@ -171,3 +203,31 @@ def test_open_webui_health_answers_from_inside_the_host(applied, fresh_host):
     status, body = out.split(" ", 1)
     assert status == "200", out
     assert json.loads(body) == {"status": True}
+
+
+def test_every_service_answers_again_after_the_host_reboots(applied, fresh_host):
+    """A power cut's tidy cousin: the host goes down and up, nobody runs anything, and Open
+    WebUI (through the door), the STT service and Ollama answer again within the bound."""
+    assert applied.returncode == 0
+    issued = time.time()
+    nested.incus("restart", "--project", fresh_host.site.project, fresh_host.site.name,
+                 timeout=600)
+    restarted = time.time() - issued
+    fresh_host.wait_booted()
+    booted = time.time() - issued
+    out = fresh_host.run(
+        f"{UNTIL_ALL_ANSWER} {issued} {nested.CHECKOUT}/.aistack/front-door/ca.crt"
+        f" {REBOOT_BOUND_S}"
+        f" 'Open WebUI through the door=https://{HOST_IP}/health'"
+        f" 'Open WebUI=http://{WEB_IP}:8080/health'"
+        f" 'aistack-stt=http://{AI_IP}:8000/health/ready'"
+        f" 'Ollama=http://{AI_IP}:11434/api/version'",
+        timeout=REBOOT_BOUND_S + 120,
+    ).stdout
+    answered = json.loads(out)
+    record = {"restart_returned_s": round(restarted, 1), "host_booted_s": round(booted, 1),
+              "answered_s": answered, "bound_s": REBOOT_BOUND_S}
+    (fresh_host.log_dir / "fresh-reboot.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"after the host's reboot: {record}")
+    late = [name for name, seconds in answered.items() if seconds is None]
+    assert not late, f"not answering {REBOOT_BOUND_S} s after the reboot: {late}; {record}"
