@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 # Runs inside the namespace. argv: host port mode count ca_file. Prints one JSON line when
 # every connection is open ({"held": n}), then on each line read from stdin one line saying
-# how many nginx still holds open ({"open": n}); ends at end of input.
+# on how many nginx still waits, neither answered nor closed ({"open": n}); ends at end of
+# input.
 _HOLD = r"""
 import json, resource, socket, ssl, sys
 host, port, mode, count, ca = sys.argv[1:6]
@@ -40,17 +41,27 @@ for _ in range(count):
         held.append(tls)
 print(json.dumps({"held": len(held)}), flush=True)
 
-def still_open(s):
+# Whether nginx still waits on each request: it has neither answered nor closed it. Once
+# it has, the request stays done. TLS 1.3 session tickets arrive after the handshake and are
+# no answer: the TLS layer reads them and wants more.
+done = [False] * len(held)
+
+def waiting(index):
+    if done[index]:
+        return False
+    s = held[index]
     s.setblocking(False)
     try:
-        return s.recv(1, socket.MSG_PEEK) != b""
+        s.recv(1)
     except (BlockingIOError, ssl.SSLWantReadError):
         return True
     except OSError:
-        return False
+        pass
+    done[index] = True
+    return False
 
 for _ in sys.stdin:
-    print(json.dumps({"open": sum(still_open(s) for s in held)}), flush=True)
+    print(json.dumps({"open": sum(waiting(i) for i in range(len(held)))}), flush=True)
 """
 
 _FETCH = r"""
