@@ -235,9 +235,8 @@ def test_one_machine_at_its_request_cap_leaves_the_door_open_to_others(stack, la
     """A machine holding its share of requests (uploads that never end) is refused more with
     429; another machine is served meanwhile, and the first again once it lets go."""
     url = _door_url(stack["apply"].output)
-    host = url.removeprefix("https://").split(":")[0]
     ca = str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
-    holder = door_clients.hold(lan.name, host, 443, "body", DOOR_PER_CLIENT, ca)
+    holder = door_clients.hold(lan.name, url, "body", DOOR_PER_CLIENT, ca)
     try:
         assert holder.held == DOOR_PER_CLIENT
         # The held requests count from the moment nginx has read their headers.
@@ -257,9 +256,8 @@ def test_a_thousand_half_sent_requests_from_one_machine_shut_no_one_out(stack, l
     is served while every one of them is held, and nginx lets go of them after its header
     timeout."""
     url = _door_url(stack["apply"].output)
-    host = url.removeprefix("https://").split(":")[0]
     ca = str(stack["checkout"].path / ".aistack" / "front-door" / "ca.crt")
-    holder = door_clients.hold(lan.name, host, 443, "half", HALF_SENT, ca)
+    holder = door_clients.hold(lan.name, url, "half", HALF_SENT, ca)
     try:
         status, body = door_clients.fetch(other_lan.name, f"{url}/health", ca)
         still_held = holder.open_now()

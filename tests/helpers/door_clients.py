@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 # Runs inside the namespace. argv: host port mode count ca_file. Prints one JSON line when
 # every connection is open ({"held": n}), then on each line read from stdin one line saying
@@ -101,9 +102,12 @@ class Holder:
         self.process.wait(timeout=60)
 
 
-def hold(namespace: str, host: str, port: int, mode: str, count: int, ca_file: str) -> Holder:
-    """Open `count` connections from `namespace`: mode "half" (a TLS handshake begun and never
-    finished) or "body" (a request whose body never arrives). Returns once all are open."""
+def hold(namespace: str, url: str, mode: str, count: int, ca_file: str) -> Holder:
+    """Open `count` connections from `namespace` to the door at `url`: mode "half" (a TLS
+    handshake begun and never finished) or "body" (a request whose body never arrives).
+    Returns once all are open."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
     process = subprocess.Popen(
         _in_namespace(namespace, _HOLD, host, str(port), mode, str(count), ca_file),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
