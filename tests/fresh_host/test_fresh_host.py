@@ -34,7 +34,7 @@ SENTENCE = "please turn on the kitchen lights"
 HOST_IP = "10.150.0.10"  # conftest.FRESH: the nested host's own (LAN) address
 # After a reboot of the host, from `incus restart` being issued until every service answers
 # (docs/operations.md, "Services that die come back by themselves").
-REBOOT_BOUND_S = 300
+REBOOT_BOUND_S = 180
 
 GET = nested.python_command(r"""
 import sys, urllib.request
