@@ -38,13 +38,19 @@ class HubTestDouble:
         return f"http://{host}:{port}"
 
     def fetched(self) -> list[str]:
-        """The paths the client downloaded (GET), in order."""
-        with self._lock:
-            return [path for method, path in self.requests if method == "GET"]
+        """The repository files the client downloaded (GET), in order."""
+        return [path for method, path in self.file_requests() if method == "GET"]
 
     def asked(self) -> int:
+        """How many requests for repository files (HEAD or GET) it has answered."""
+        return len(self.file_requests())
+
+    def file_requests(self) -> list[tuple[str, str]]:
+        """The requests for files of the repository. huggingface_hub also asks the endpoint
+        for `/api/agent-harnesses` (a registry it reads for its user agent, at most once a
+        day) when it makes its first request; that is no file, and not counted."""
         with self._lock:
-            return len(self.requests)
+            return [(m, p) for m, p in self.requests if p.startswith(f"/{self.repo}/")]
 
     def start(self) -> HubTestDouble:
         double = self
