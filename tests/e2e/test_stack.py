@@ -241,7 +241,7 @@ def test_browser_on_the_lan_reads_an_answer_aloud_through_the_door(stack, lan):
     answers = [(c.status, c.content_type.split(";")[0]) for c in heard.calls]
     assert all(status == 200 and kind.startswith("audio/") for status, kind in answers), (
         answers, heard.toasts)
-    assert all(len(c.audio) > 2000 for c in heard.calls), [len(c.audio) for c in heard.calls]
+    assert all(c.size > 2000 for c in heard.calls), [c.size for c in heard.calls]
     assert _words(" ".join(c.input for c in heard.calls)) == _words(heard.message)
     assert [e for e in heard.media if e["type"] == "error"] == [], heard.media
     # Each answer's audio, one blob: URL per sentence, started playing and played to its end.
@@ -249,6 +249,10 @@ def test_browser_on_the_lan_reads_an_answer_aloud_through_the_door(stack, lan):
     assert len({e["src"] for e in ended}) == len(ended) == len(heard.calls), heard.media
     assert {e["src"] for e in heard.played("playing")} == {e["src"] for e in ended}, heard.media
     assert all(e["position"] > 0.5 for e in ended), ended
+    # What played is what was fetched: one blob per answer, audio of the answer's size.
+    played = [heard.blobs[e["src"]] for e in ended]
+    assert all(b["type"].startswith("audio/") for b in played), played
+    assert sorted(b["size"] for b in played) == sorted(c.size for c in heard.calls), played
 
 
 def test_stt_answers_from_inside_the_open_webui_container(stack, tmp_path):

@@ -5,9 +5,10 @@ answer into sentences, posts each to `/api/v1/audio/speech` (`{"input": sentence
 and queues the audio it gets back as `blob:` URLs on the page's one `<audio id="audioElement">`
 (utils/audio.ts, AudioQueue), which plays them one after another. What this helper reports is
 what the user's side sees of that: the speech requests the page sent and their answers (from
-the browser's network events), and the media events of the page (`play`, `playing`, `ended`,
-`error`, caught on the document in the capture phase by a script that runs before the page's
-own), plus AudioContext sources started, should a later version play through Web Audio.
+the browser's network events), the blobs the page turned into `blob:` URLs, and the media
+events of the page (`play`, `playing`, `ended`, `error`, caught on the document in the capture
+phase by a script that runs before the page's own), plus AudioContext sources started, should a
+later version play through Web Audio.
 
 The browser is lan_browser.py's: Debian's chromium, optionally inside the LAN namespace and
 trusting the stack's CA. The speaker click is the user's gesture; Chromium's autoplay rule is
@@ -16,10 +17,10 @@ relaxed anyway, since the audio starts after the speech request returns.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,15 @@ MEDIA_PROBE = """
                    error: el.error ? el.error.code : 0});
     }, true);
   }
+  // The audio the page made playable: each blob: URL with the size and type of its blob.
+  const blobs = [];
+  window.__aistackBlobs = blobs;
+  const createObjectURL = URL.createObjectURL;
+  URL.createObjectURL = function (object) {
+    const url = createObjectURL.call(URL, object);
+    if (object instanceof Blob) blobs.push({url, size: object.size, type: object.type});
+    return url;
+  };
   const start = AudioScheduledSourceNode.prototype.start;
   AudioScheduledSourceNode.prototype.start = function (...args) {
     events.push({type: 'audiocontext-start', src: '', position: 0,
@@ -53,6 +63,14 @@ MEDIA_PROBE = """
 """
 
 
+# Whether every sentence's audio has played to its end, or the audio element failed.
+_FINISHED = """expected => {
+  const events = window.__aistackMediaEvents || [];
+  const ended = events.filter(e => e.type === 'ended' && e.src.startsWith('blob:'));
+  return ended.length >= expected || events.some(e => e.type === 'error');
+}"""
+
+
 @dataclass(frozen=True)
 class SpeechCall:
     """One request the page made to Open WebUI's speech endpoint, and its answer."""
@@ -61,7 +79,7 @@ class SpeechCall:
     voice: str
     status: int
     content_type: str
-    audio: bytes
+    size: int  # bytes of the answer's body, as the browser received it
 
 
 @dataclass
@@ -71,6 +89,7 @@ class ReadAloud:
     message: str
     calls: list[SpeechCall]
     media: list[dict]
+    blobs: dict[str, dict]  # blob: URL -> {"size", "type"} of the audio behind it
     toasts: list[str]
     screenshot: Path
     console_errors: list[str] = field(default_factory=list)
@@ -159,19 +178,14 @@ def read_answer_aloud(
             # Done when each sentence's audio has ended, or anything failed (an error event,
             # a speech request refused); the page's toasts say why in the latter case.
             expected = len(sentences(text))
-            with contextlib.suppress(Exception):
-                page.wait_for_function(
-                    """expected => {
-                      const ev = window.__aistackMediaEvents || [];
-                      const blob = ev.filter(e => e.src.startsWith('blob:'));
-                      return blob.filter(e => e.type === 'ended').length >= expected
-                        || ev.some(e => e.type === 'error');
-                    }""",
-                    arg=expected,
-                    timeout=timeout_ms,
-                )
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if page.evaluate(_FINISHED, expected) or any(not r.ok for r in responses):
+                    break
+                page.wait_for_timeout(250)  # lets Playwright deliver the page's events
             _collect_toasts(page, toasts)
             media = page.evaluate("window.__aistackMediaEvents || []")
+            blobs = {b["url"]: b for b in page.evaluate("window.__aistackBlobs || []")}
             page.screenshot(path=str(screenshot))
             calls = []
             for response in responses:
@@ -182,10 +196,10 @@ def read_answer_aloud(
                         voice=str(body.get("voice", "")),
                         status=response.status,
                         content_type=response.headers.get("content-type", ""),
-                        audio=response.body() if response.ok else b"",
+                        size=response.request.sizes()["responseBodySize"],
                     )
                 )
-            return ReadAloud(text, calls, media, toasts, screenshot, console_errors)
+            return ReadAloud(text, calls, media, blobs, toasts, screenshot, console_errors)
         finally:
             browser.close()
             shutil.rmtree(home, ignore_errors=True)
