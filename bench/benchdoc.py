@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,7 @@ __all__ = [
     "ensure_test_models",
     "free_port",
     "publish",
+    "servers",
     "stop_all",
     "start_process",
     "stt_parser",
@@ -87,3 +90,13 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextmanager
+def servers() -> Iterator[list[subprocess.Popen]]:
+    """A list for the servers a benchmark starts; all are stopped on the way out, however."""
+    procs: list[subprocess.Popen] = []
+    try:
+        yield procs
+    finally:
+        stop_all(procs)

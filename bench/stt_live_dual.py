@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Live sessions at real-time pace, one model against a fast interim model + an accurate one.
 
-Usage: .venv/bin/python bench/stt_live_dual.py [--sessions 1,4,8] [--utterances 2] [--write]
+Usage: .venv/bin/python bench/stt_live_dual.py [--sessions 1,4,8] [--utterances 3] [--rounds 3]
+       [--write]
 
-Two `aistack-stt serve` processes in turn, on the same machine and model directory:
+Two `aistack-stt serve` processes side by side, on the same machine and model directory:
 - single: `base` for everything (interims and finals), as a server without --interim-model;
 - dual: `base` for finals, `--interim-model tiny.en` for interims.
 Each session speaks two_stt's protocol (`WS /ws`, 40 ms PCM16 frames at real-time pace): a
@@ -25,17 +26,19 @@ import asyncio
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import websockets
-from benchdoc import publish, start_process
+from benchdoc import publish, servers, start_process
 from faster_whisper import decode_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +123,15 @@ def p95(values: list[float]) -> float:
 
 async def round_(url: str, audio: bytes, ends: list[float], sessions: int) -> dict:
     delays = [i / max(1, sessions) for i in range(sessions)]  # all start within 1 s
-    results = await asyncio.gather(*(session(url, audio, ends, d) for d in delays))
+    return {
+        "results": await asyncio.gather(*(session(url, audio, ends, d) for d in delays)),
+        "expected": sessions * len(ends),
+    }
+
+
+def pooled(rounds: list[dict]) -> dict:
+    """Every round of one mode and session count together: the samples, then their figures."""
+    results = [r for one in rounds for r in one["results"]]
     lags = [x for r in results for x in r["lags"]]
     cadence = [x for r in results for x in r["cadence"]]
     finals = [x for r in results for x in r["finals"]]
@@ -132,14 +143,41 @@ async def round_(url: str, audio: bytes, ends: list[float], sessions: int) -> di
         "final_p50": statistics.median(finals) if finals else float("nan"),
         "final_p95": p95(finals),
         "finals": sum(r["count"] for r in results),
-        "expected": sessions * len(ends),
+        "expected": sum(one["expected"] for one in rounds),
     }
+
+
+MODES = (("single (base)", None), ("dual (tiny.en + base)", "tiny.en"))
+TARGET_LAG_S, TARGET_SESSIONS = 0.5, 4
+
+
+def verdict(figures: dict) -> list[str]:
+    single, dual = MODES[0][0], MODES[1][0]
+    lines = []
+    if (dual, TARGET_SESSIONS) in figures:
+        lag = figures[(dual, TARGET_SESSIONS)]["lag_p95"]
+        met = "met" if lag <= TARGET_LAG_S else "NOT met"
+        lines.append(
+            f"Interim lag p95 with the dual model at {TARGET_SESSIONS} sessions: {lag:.2f} s "
+            f"(target at most {TARGET_LAG_S} s; {met})."
+        )
+    for (mode, n), r in sorted(figures.items(), key=lambda item: item[0][1]):
+        if mode != dual or (single, n) not in figures:
+            continue
+        ratio = r["final_p50"] / figures[(single, n)]["final_p50"]
+        met = "met" if ratio <= 1.0 else "NOT met"
+        lines.append(
+            f"End of speech to final, dual / single p50 at {n} session(s): {ratio:.2f}x "
+            f"(target: no worse than the single accurate model; {met})."
+        )
+    return lines
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="1,4,8")
-    parser.add_argument("--utterances", type=int, default=2)
+    parser.add_argument("--utterances", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", type=Path, default=ROOT / ".cache" / "models")
     parser.add_argument("--write", action="store_true")
@@ -147,44 +185,49 @@ def main() -> int:
     counts = [int(n) for n in args.sessions.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         audio, ends = make_audio(Path(tmp), args.utterances)
-    rows = []
+    runs: dict[tuple[str, int], list[dict]] = {}
     load_before = os.getloadavg()[0]
-    for mode, interim in (("single (base)", None), ("dual (tiny.en + base)", "tiny.en")):
-        proc, url = start_server(args.models, interim, args.threads)
-        try:
+    with servers() as procs:
+        urls = {}
+        for mode, interim in MODES:  # both up at once, so that their rounds interleave
+            proc, urls[mode] = start_server(args.models, interim, args.threads)
+            procs.append(proc)
+        for _ in range(args.rounds):
             for n in counts:
-                r = asyncio.run(round_(url, audio, ends, n))
-                rows.append((mode, n, r))
-                print(mode, n, json.dumps({k: round(v, 3) for k, v in r.items()}), flush=True)
-        finally:
-            proc.terminate()
-            proc.wait(60)
+                for mode in random.sample(list(urls), len(urls)):
+                    r = asyncio.run(round_(urls[mode], audio, ends, n))
+                    runs.setdefault((mode, n), []).append(r)
+                    print(mode, n, len(runs[(mode, n)]), flush=True)
+    figures = {key: pooled(rounds) for key, rounds in runs.items()}
     table = [
         "| mode | sessions | interims | cadence (median, s) | interim lag p50 / p95 (s) "
         "| end of speech → final p50 / p95 (s) | finals |",
         "|---|---|---|---|---|---|---|",
     ]
-    for mode, n, r in rows:
-        table.append(
-            f"| {mode} | {n} | {r['interims']} | {r['cadence']:.2f} | {r['lag_p50']:.2f} / "
-            f"{r['lag_p95']:.2f} | {r['final_p50']:.2f} / {r['final_p95']:.2f} | "
-            f"{r['finals']}/{r['expected']} |"
-        )
-    text = "\n".join(
-        [
-            SECTION,
-            "",
-            f"`bench/stt_live_dual.py`, {datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, "
-            f"{os.cpu_count()} cores, CPU int8, {args.threads} threads, language en. Each session "
-            f"sends {args.utterances} spoken commands of {ends[0] - LEAD_S:.1f} s with 1.5 s "
-            "pauses over `/ws` in 40 ms frames at real-time pace (2 interims/s asked). "
-            f"Load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} "
-            "(other work on the machine shares its cores).",
-            "",
-            *table,
-        ]
+    for mode, _ in MODES:
+        for n in counts:
+            r = figures[(mode, n)]
+            print(mode, n, json.dumps({k: round(v, 3) for k, v in r.items()}), flush=True)
+            table.append(
+                f"| {mode} | {n} | {r['interims']} | {r['cadence']:.2f} | {r['lag_p50']:.2f} / "
+                f"{r['lag_p95']:.2f} | {r['final_p50']:.2f} / {r['final_p95']:.2f} | "
+                f"{r['finals']}/{r['expected']} |"
+            )
+    intro = (
+        f"`bench/stt_live_dual.py`, {datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, "
+        f"{os.cpu_count()} cores, CPU int8, {args.threads} threads, language en. Each session "
+        f"sends {args.utterances} spoken commands of {ends[0] - LEAD_S:.1f} s with 1.5 s "
+        "pauses over `/ws` in 40 ms frames at real-time pace (2 interims/s asked). Both "
+        f"servers run side by side; {args.rounds} rounds, each with every session count and "
+        "the two servers in a shuffled order; each row pools its rounds' samples. Load average "
+        f"(1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} (other work on "
+        "the machine shares its cores)."
     )
-    publish(SECTION, text, args.write)
+    text = "\n".join(
+        [SECTION, "", *textwrap.wrap(intro, 92), "", *table, "",
+         *[line for v in verdict(figures) for line in [*textwrap.wrap(v, 92), ""]]]
+    )
+    publish(SECTION, text.rstrip() + "\n", args.write)
     return 0
 
 

@@ -123,15 +123,9 @@ def _synth(text: str, out: Path) -> np.ndarray:
 
 
 def _resample_16k(path: Path) -> np.ndarray:
-    import av
+    from faster_whisper import decode_audio  # PyAV underneath; exact for 16-bit samples
 
-    with av.open(str(path)) as inp:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
-        chunks = []
-        for frame in inp.decode(audio=0):
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(chunks).astype("<i2")
+    return (decode_audio(str(path)) * 32768).astype("<i2")
 
 
 def _wav(samples: np.ndarray) -> bytes:

@@ -41,8 +41,8 @@ from benchdoc import (
     ensure_test_models,
     free_port,
     publish,
+    servers,
     start_process,
-    stop_all,
     stt_parser,
 )
 from wyoming.asr import Transcribe, Transcript
@@ -224,38 +224,34 @@ def main() -> int:
     args = parser.parse_args()
     ensure_test_models(args.model_dir)
 
-    procs: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, servers() as procs:
         pcm, wav_path, audio_s = make_clip(Path(tmp))
         wav = wav_path.read_bytes()
-        try:
-            server, wyoming_port = start_aistack(args.model_dir, args.threads)
-            procs.append(server.proc)
-            url = server.url
-            targets: dict[str, Callable[[], str]] = {
-                "aistack-stt HTTP": lambda: http_call(url, wav),
-                "aistack-stt Wyoming": lambda: asyncio.run(_wyoming(wyoming_port, pcm)),
-            }
-            if args.wfw_python:
-                wfw, wfw_port = start_wfw(args.wfw_python, args.model_dir, args.threads)
-                procs.append(wfw)
-                targets["wyoming-faster-whisper"] = lambda: asyncio.run(_wyoming(wfw_port, pcm))
-            for call in targets.values():  # warm-up: first loads, first allocations
-                for _ in range(2):
-                    call()
-            load_before = os.getloadavg()[0]
-            times: dict[str, list[float]] = {name: [] for name in targets}
-            for _ in range(args.runs):
-                order = list(targets)
-                random.shuffle(order)
-                for name in order:
-                    elapsed, text = timed(targets[name])
-                    if "kitchen" not in text.lower():
-                        raise SystemExit(f"{name} heard {text!r}, not the command")
-                    times[name].append(elapsed)
-            load_after = os.getloadavg()[0]
-        finally:
-            stop_all(procs)
+        server, wyoming_port = start_aistack(args.model_dir, args.threads)
+        procs.append(server.proc)
+        url = server.url
+        targets: dict[str, Callable[[], str]] = {
+            "aistack-stt HTTP": lambda: http_call(url, wav),
+            "aistack-stt Wyoming": lambda: asyncio.run(_wyoming(wyoming_port, pcm)),
+        }
+        if args.wfw_python:
+            wfw, wfw_port = start_wfw(args.wfw_python, args.model_dir, args.threads)
+            procs.append(wfw)
+            targets["wyoming-faster-whisper"] = lambda: asyncio.run(_wyoming(wfw_port, pcm))
+        for call in targets.values():  # warm-up: first loads, first allocations
+            for _ in range(2):
+                call()
+        load_before = os.getloadavg()[0]
+        times: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(args.runs):
+            order = list(targets)
+            random.shuffle(order)
+            for name in order:
+                elapsed, text = timed(targets[name])
+                if "kitchen" not in text.lower():
+                    raise SystemExit(f"{name} heard {text!r}, not the command")
+                times[name].append(elapsed)
+        load_after = os.getloadavg()[0]
     text = report(times, audio_s, args.runs, (load_before, load_after))
     publish(SECTION, text, args.write)
     return 0

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from benchdoc import ensure_test_models, publish, stop_all, stt_parser
+from benchdoc import ensure_test_models, publish, servers, stt_parser
 from stt_wyoming import CHANNELS, RATE, WIDTH, make_clip, start_aistack, start_wfw
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -83,8 +83,7 @@ def p95(values: list[float]) -> float:
 
 
 def measure(model: str, args, pcm: bytes) -> dict[str, list[float]]:
-    procs = []
-    try:
+    with servers() as procs:
         server, ours = start_aistack(args.model_dir, args.threads, model)
         procs.append(server.proc)
         url = server.url
@@ -104,8 +103,6 @@ def measure(model: str, args, pcm: bytes) -> dict[str, list[float]]:
                 times[name].append(elapsed)
         EARLY[model] = (_early_answers(url), args.runs + 1)
         return times
-    finally:
-        stop_all(procs)
 
 
 def report(results: dict[str, dict[str, list[float]]], audio_s: float, args, load) -> str:

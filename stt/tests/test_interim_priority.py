@@ -4,6 +4,7 @@ scheduler with real tiny.en weights (no HTTP: the order of admission is the poin
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,36 @@ def test_interims_are_coalesced_then_paused_as_work_piles_up(scheduler, speech) 
     ok, refused, levels = asyncio.run(run())
     assert levels == ["critical", "normal"]
     assert refused == 3 and ok == 0
+
+
+def test_an_interim_not_started_in_time_is_dropped_and_a_final_never_is(scheduler, speech) -> None:
+    """A live session's interim carries `start_by`: queued behind a final past that moment,
+    it is refused (the session skips it) instead of showing words the user said long ago."""
+    audio = decode_audio(str(speech.command_wav), sampling_rate=16000)
+
+    async def run() -> dict[str, str]:
+        outcome: dict[str, str] = {}
+
+        async def ask(name: str, **fields) -> None:
+            request = TranscriptionRequest(audio=audio, model="tiny.en", **fields)
+            try:
+                result = await scheduler.transcribe(request)
+                outcome[name] = result.text
+            except QueueFull:
+                outcome[name] = "refused"
+
+        # Admitted in this one tick behind a final: the interims can start only after it.
+        # `start_by` is already due for the first (any wait is too long) and an hour away for
+        # the second; a final with the same field would mean nothing (only interims drop).
+        await asyncio.gather(
+            ask("final", beam_size=5),
+            ask("late interim", interim=True, beam_size=1, start_by=time.monotonic()),
+            ask("patient interim", interim=True, beam_size=1, start_by=time.monotonic() + 3600),
+        )
+        return outcome
+
+    outcome = asyncio.run(run())
+    assert outcome["late interim"] == "refused", outcome
+    assert "kitchen" in outcome["final"].lower(), outcome
+    assert "kitchen" in outcome["patient interim"].lower(), outcome
+    assert scheduler.backpressure() == "normal"

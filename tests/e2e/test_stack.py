@@ -27,6 +27,7 @@ from cryptography import x509
 from tests.helpers import door_clients
 from tests.helpers.checkout import ollama_test_double_vars
 from tests.helpers.lan_browser import lan_namespace, speak_into_open_webui
+from tests.helpers.read_aloud import read_answer_aloud
 from tests.helpers.speech import synthesize_wav
 from tests.helpers.voice import OpenWebUI
 
@@ -44,6 +45,8 @@ SCREENSHOTS = Path("/tmp/aistack-e2e-browser")
 DOOR_PER_CLIENT, DOOR_HEADER_TIMEOUT_S = 64, 15
 # The issue's attack: one address opens 1 100 requests that are never finished.
 HALF_SENT = 1100
+CHAT_MODEL = "llama3.2:1b"  # the example's chat model; the Ollama test double "pulls" it
+ASKED = "what is on the shopping list"
 
 
 def _stt_key(checkout) -> str:
@@ -294,6 +297,41 @@ def test_open_webui_reads_aloud_through_the_voice_service(stack):
     audio = webui.speak(SENTENCE)
     assert audio[:3] == b"ID3" or audio[:2] in (b"\xff\xf3", b"\xff\xfb"), audio[:16]
     assert _words(webui.transcribe(audio, "speech.mp3")) == _words(SENTENCE)
+
+
+def test_browser_on_the_lan_reads_an_answer_aloud_through_the_door(stack, lan):
+    """The speaker button under a chat answer: the page fetches each sentence's audio from
+    the stack's voice and plays it to the end, as a user on the LAN hears it."""
+    url = _door_url(stack["apply"].output)
+    ca = stack["checkout"].path / ".aistack" / "front-door" / "ca.crt"
+    email, password = _admin(stack["checkout"])
+    verify = ssl.create_default_context(cafile=str(ca))
+    token = httpx.post(f"{url}/api/v1/auths/signin", json={"email": email, "password": password},
+                       verify=verify, timeout=60).json()["token"]
+    models = httpx.get(f"{url}/api/models", headers={"Authorization": f"Bearer {token}"},
+                       verify=verify, timeout=60).json()["data"]
+    assert CHAT_MODEL in [m["id"] for m in models], models
+    SCREENSHOTS.mkdir(exist_ok=True)
+    heard = read_answer_aloud(url, token, ASKED, SCREENSHOTS / "read-aloud.png", CHAT_MODEL,
+                              ca_file=ca, namespace=lan.name)
+    # The Ollama test double answers by repeating what it was asked.
+    assert heard.message.endswith(f"You said: {ASKED}"), (heard.message, heard.toasts)
+    assert heard.calls, f"no speech request; toasts {heard.toasts}, console {heard.console_errors}"
+    answers = [(c.status, c.content_type.split(";")[0]) for c in heard.calls]
+    assert all(status == 200 and kind.startswith("audio/") for status, kind in answers), (
+        answers, heard.toasts)
+    assert all(c.size > 2000 for c in heard.calls), [c.size for c in heard.calls]
+    assert _words(" ".join(c.input for c in heard.calls)) == _words(heard.message)
+    assert [e for e in heard.media if e["type"] == "error"] == [], heard.media
+    # Each answer's audio, one blob: URL per sentence, started playing and played to its end.
+    ended = heard.played("ended")
+    assert len({e["src"] for e in ended}) == len(ended) == len(heard.calls), heard.media
+    assert {e["src"] for e in heard.played("playing")} == {e["src"] for e in ended}, heard.media
+    assert all(e["position"] > 0.5 for e in ended), ended
+    # What played is what was fetched: one blob per answer, audio of the answer's size.
+    played = [heard.blobs[e["src"]] for e in ended]
+    assert all(b["type"].startswith("audio/") for b in played), played
+    assert sorted(b["size"] for b in played) == sorted(c.size for c in heard.calls), played
 
 
 def test_stt_answers_from_inside_the_open_webui_container(stack, tmp_path):

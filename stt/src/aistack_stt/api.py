@@ -305,22 +305,20 @@ async def _stream(engine: Transcriber, job: TranscriptionRequest) -> Response:
 _AUDIO_ERRORS = errors(400, 401, 404, 408, 413, 503, 504)
 
 
-@router.post(
-    "/v1/audio/transcriptions",
-    openapi_extra=audio_form("transcribe"),
-    responses={**TRANSCRIPT, **_AUDIO_ERRORS},
-)
-async def transcriptions(request: Request) -> Response:
-    return await _handle(request, "transcribe")
+def _audio_route(path: str, task: str, name: str) -> None:
+    """POST `path`: an uploaded file transcribed (or translated), the OpenAI way."""
+
+    async def endpoint(request: Request) -> Response:
+        return await _handle(request, task)
+
+    router.add_api_route(
+        path, endpoint, methods=["POST"], name=name, openapi_extra=audio_form(task),
+        responses={**TRANSCRIPT, **_AUDIO_ERRORS},
+    )
 
 
-@router.post(
-    "/v1/audio/translations",
-    openapi_extra=audio_form("translate"),
-    responses={**TRANSCRIPT, **_AUDIO_ERRORS},
-)
-async def translations(request: Request) -> Response:
-    return await _handle(request, "translate")
+_audio_route("/v1/audio/transcriptions", "transcribe", "transcriptions")
+_audio_route("/v1/audio/translations", "translate", "translations")
 
 
 def _model_card(model_id: str, task: str = "automatic-speech-recognition") -> dict:

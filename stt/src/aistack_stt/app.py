@@ -228,7 +228,7 @@ def create_app(
     app.include_router(status_router)
     app.include_router(api_router)
     # Speech synthesis (tts/), when a voice is configured; a wrong voice is a ConfigError here.
-    app.state.tts = tts.build(settings.tts)
+    app.state.tts = tts.build(settings.tts, settings.model_dir)
     app.include_router(tts.router)
     # Every live decode goes through the decode profiles, interim model and language
     # allow-list of settings.live (live/decoding.py), whatever the protocol.

@@ -293,10 +293,30 @@ class TtsSettings(Checked):
 
     voice: str = _opt(
         "",
-        "a Piper voice to speak with: an `.onnx` file with its `.onnx.json` beside it, or a "
-        "directory holding such pairs (each one a voice; the first by name is the default); "
-        "empty: no speech synthesis. Needs `aistack-stt[tts]` (piper-tts)",
+        "a Piper voice to speak with: an `.onnx` file with its `.onnx.json` beside it, a "
+        "directory holding such pairs (each one a voice; the first by name is the default), or "
+        "a Piper voice name (`en_US-lessac-medium`: from the voice directory, else fetched "
+        "into it from the hub at `tts hub_revision`, at start); empty: no speech synthesis. "
+        "Needs `aistack-stt[tts]` (piper-tts)",
         shown="empty",
+    )
+    voice_dir: str = _opt(
+        "",
+        "where voices named by their hub name are kept: fetched once, then read from here",
+        shown="`<model_dir>/voices`",
+    )
+    hub_revision: str = _opt(
+        "v1.0.0",
+        "the revision (tag or commit) of the hub's rhasspy/piper-voices that voices are fetched "
+        "at; a kept voice fetched at another revision is fetched again",
+        check=lambda name, value: None if value.strip() else f"{name} is empty; give a tag or "
+        "a commit of rhasspy/piper-voices (v1.0.0)",
+    )
+    client_voices: str = _opt(
+        "local",
+        "which voices requests may name: `local` the server's own; `hub` also Piper voice "
+        "names, fetched from the hub at `tts hub_revision` on first use",
+        choices=("local", "hub"),
     )
     max_input_chars: int = _opt(
         4096,

@@ -39,9 +39,13 @@ class TranscriptionRequest:
     beam_size: int = 5
     silence: SilenceOptions = DEFAULT_SILENCE  # silence.py: VAD gate and no-speech thresholds
     best_of: int = 1  # candidates sampled at a temperature above 0
+    fallback: bool = True  # False: one decode at temperature 0 only (live interims)
     patience: float = 1.0  # beam search patience
     languages: tuple[str, ...] | None = None  # detection picks only among these
     interim: bool = False  # a live session's partial: queued behind finals, may be refused
+    # An interim not started by this time.monotonic() is dropped (QueueFull): words that
+    # reach the screen late are worse than none, and the session's next interim is fresher.
+    start_by: float | None = None
     profile: str | None = None  # a live decode profile (live/decoding.py); None: the server's
 
 

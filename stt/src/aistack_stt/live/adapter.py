@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import enum
 
-from fastapi import WebSocket
+from fastapi import WebSocket, WebSocketDisconnect
 
 from ..config import StreamLimits
 from ..errors import APIError
@@ -67,7 +67,12 @@ class LiveAdapter(abc.ABC):
         if self.closed:
             return
         async with self._send_lock:
-            await self.write(message)
+            try:
+                await self.write(message)
+            except WebSocketDisconnect:
+                # The client went away mid-session (its final, say, was still being
+                # decoded): nobody is left to tell, and it is no server error to log.
+                self.closed = True
 
     async def write(self, message: dict) -> None:
         """Put one message on the wire (called under the send lock): JSON over the WebSocket."""

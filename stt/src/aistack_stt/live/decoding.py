@@ -3,8 +3,9 @@ language allow-list, the same on every live protocol.
 
 A decode profile is a named set of decoding parameters. Finals decode with the session's
 profile (the server's `decode_profile` when the session names none); interims (partials)
-always decode with `realtime` and, when `interim_model` is set, with that fast model, so a
-small model keeps the words flowing while the accurate one writes the finals. Interims are
+always decode with `realtime`, without the temperature fallback, and, when `interim_model`
+is set, with that fast model, so a small model keeps the words flowing while the accurate
+one writes the finals. Interims are
 marked as such: the scheduler queues them behind finals (scheduling/lanes.py).
 """
 
@@ -71,7 +72,9 @@ class LiveDecoding:
                 return await transcribe(
                     PROFILES[request.profile or self.default_profile].apply(request)
                 )
-            request = PROFILES["realtime"].apply(request)
+            # An interim is shown for a moment and then replaced: one greedy decode, no
+            # temperature retries (the final still has them).
+            request = replace(PROFILES["realtime"].apply(request), fallback=False)
             if not self.interim_model:
                 return await transcribe(request)
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,11 @@ MAX_PENDING_FINALS = 2
 # How long a final may wait for room in a full queue (503 queue_full) before the session
 # ends with that error; any other failure ends it at once.
 FINAL_RETRY_S = 60.0
+# An interim (partial) not started this long after it was asked is dropped by the scheduler
+# (finals and other sessions came first): stale words on screen help nobody. The session
+# asks again INTERIM_RETRY_S later, with the audio it has by then.
+INTERIM_MAX_WAIT_S = 0.1
+INTERIM_RETRY_S = 0.1
 Transcribe = Callable[[TranscriptionRequest], Awaitable[TranscriptionResult]]
 Emit = Callable[[Event], Awaitable[None]]
 
@@ -229,6 +235,7 @@ class LiveSession:
             beam_size=self.beam_size,
             task=self.options.task,
             interim=interim,
+            start_by=time.monotonic() + INTERIM_MAX_WAIT_S if interim else None,
             profile=self.options.profile,
             languages=self.options.languages,
         )
@@ -238,7 +245,11 @@ class LiveSession:
             audio = self._slice(utt.start_sample, upto)
             result = await self.transcribe(self._request(audio, interim=True))
         except QueueFull:
-            return  # busy: skip this partial, the final will still come
+            # Busy or too late: skip this partial (the final still comes); ask again soon.
+            interval = self.options.partial_interval_ms * SAMPLE_RATE // 1000
+            retry = self.received - interval + int(INTERIM_RETRY_S * SAMPLE_RATE)
+            utt.last_partial_at = min(utt.last_partial_at, retry)
+            return
         if utt.final_sent:
             return  # a partial after the final would only confuse
         committed, unstable = utt.agreement.update(result.text)

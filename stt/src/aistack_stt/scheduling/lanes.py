@@ -53,6 +53,22 @@ class Lane:
         stats.queued[self.name].set(len(self.windows))
         self.cond.notify_all()
 
+    def drop_late(self, now: float) -> list[Job]:
+        """Take out the interims that were not started by their `start_by` (engine.py)."""
+        late = [
+            job
+            for job, _ in self.windows
+            if job.request.interim
+            and job.request.start_by is not None
+            and job.started_at is None
+            and job.request.start_by < now
+            and not job.cancelled
+        ]
+        if late:
+            gone = set(late)
+            self.windows = deque(w for w in self.windows if w[0] not in gone)
+        return list(dict.fromkeys(late))
+
     def take_batch(self, max_batch: int, stats: SchedulerMetrics) -> list[tuple[Job, int]]:
         """The FIFO head decides the model and options; other windows join if they match.
 

@@ -269,8 +269,12 @@ class Scheduler:
     def _take(self, lane: Lane) -> list[tuple[Job, int, Window]]:
         # Called with the lock held: the jobs' started_at and the windows' language are read
         # and set here, in one place.
-        batch = lane.take_batch(self.settings.max_batch, self.stats)
         now = time.monotonic()
+        for job in lane.drop_late(now):  # an interim too late to show: its session skips it
+            self._cancel(job)
+            self._release(job, "interim_late")
+            job.post(None, QueueFull(self._admission.retry_after(), self.settings.max_queue))
+        batch = lane.take_batch(self.settings.max_batch, self.stats)
         for job, _ in batch:
             if job.started_at is None:
                 job.started_at = now

@@ -121,7 +121,7 @@ async def speech(request: Request) -> Response:
     if text is None or not text.strip():
         raise bad_param("input", "input is missing or empty: send the text to speak")
     tts.check_length(text, "input", ": send it in parts", param="input")
-    voice = tts.catalog.pick(_text(data, "model"), _text(data, "voice"))
+    voice = await tts.voice_for(_text(data, "model"), _text(data, "voice"))
     name = (_text(data, "response_format") or "mp3").strip().lower()
     fmt = check_format(name)
     speed = _speed(data)

@@ -75,7 +75,7 @@ class Synthesizer:
             initializer=_lower_priority,
             initargs=(settings.nice,),
         )
-        self._loaded: dict[str, Any] = {}  # name -> PiperVoice; written by the load only
+        self._loaded: dict[str, Any] = {}  # name -> PiperVoice; written by the loads only
         self._ready = threading.Event()
         self._error: str | None = None
         self._phonemes = threading.Lock()  # espeak-ng keeps global state: one caller at once
@@ -116,6 +116,13 @@ class Synthesizer:
             str(voice.model), sess_options=options, providers=["CPUExecutionProvider"]
         )
         return PiperVoice(session=session, config=config)
+
+    async def load_voice(self, voice: Voice) -> None:
+        """Load one more voice (fetched for a request) on a worker, as `load` does."""
+        if voice.name not in self._loaded:
+            loop = asyncio.get_running_loop()
+            piper = await loop.run_in_executor(self._pool, self._load_one, voice)
+            self._loaded[voice.name] = piper
 
     def wait_loaded(self, timeout: float) -> bool:
         """Whether the voices loaded within `timeout` seconds (False: still loading, or failed)."""

@@ -2,8 +2,9 @@
 
 A voice is a Piper model: `NAME.onnx` with `NAME.onnx.json` beside it; its name is NAME
 (`en_US-joe-medium`). `--tts-voice` names one such file or a directory holding several.
-Only these voices are ever spoken with: nothing is downloaded when a request names another
-(the stt_server role puts voices in place at deploy time, like Whisper models).
+Only these voices are spoken with: nothing is downloaded when a request names another, unless
+the operator allows Piper voice names from the hub (`tts.client_voices`, tts/hub_voices.py;
+the stt_server role puts voices in place at deploy time, like Whisper models).
 
 Stock OpenAI clients send OpenAI's names (`tts-1`, `alloy`); those, and `default`, mean the
 default voice, so the clients work unchanged. Any other name is a 404 that lists what the
@@ -95,6 +96,11 @@ class VoiceCatalog:
     def __init__(self, voices: list[Voice]) -> None:
         self.voices = {v.name: v for v in voices}
         self.default = voices[0]
+
+    def add(self, voice: Voice) -> None:
+        """A voice fetched for a request (tts/service.py); called on the event loop only, where
+        every request reads the catalog."""
+        self.voices[voice.name] = voice
 
     def names(self) -> list[str]:
         return list(self.voices)

@@ -67,7 +67,7 @@ async def synthesize(
     tts.check_length(text, "synthesize: text")
     asked = data.get("voice") if isinstance(data.get("voice"), dict) else {}
     name = asked.get("name") if isinstance(asked.get("name"), str) else None
-    voice = tts.catalog.pick(None, name)
+    voice = await tts.voice_for(None, name)
     tts.synthesizer.admit()
     try:
         audio = {"rate": voice.sample_rate, "width": 2, "channels": 1}
