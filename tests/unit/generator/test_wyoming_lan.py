@@ -164,3 +164,25 @@ def test_zeroconf_on_a_remote_incus_is_refused(ws: Workspace) -> None:
     assert any("wyoming_lan.zeroconf" in line and "zeroconf: false" in line for line in lines)
     # Without the announcement the remote's address is taken as written (it cannot be checked).
     assert not any("not an address of this host" in line for line in lines), lines
+
+
+def test_machines_allowed_to_wyoming_stay_in_the_servers_allow_list(ws: Workspace) -> None:
+    text = with_lan(f"listen: {LAN_ADDRESS}\nallow: [192.168.1.0/24]").replace(
+        '          limits.cpu: "2"\n',
+        '          limits.cpu: "2"\n        allow:\n          10300: [web]\n'
+        "        vars:\n          stt_server_wyoming_zeroconf_name: kitchen-stt\n",
+    )
+    ws.write(text)
+    assert ws.sync().code == 0
+    ai = yaml.safe_load(ws.read("host_vars/ai.yml"))
+    assert ai["stt_server_wyoming_allow"] == [
+        "127.0.0.0/8",
+        "10.100.10.0/24",
+        "10.100.10.20/32",
+        "192.168.1.0/24",
+    ]
+    everything = yaml.safe_load(ws.read("group_vars/all.yml"))
+    assert everything["aistack_mdns_services"][0]["name"] == "kitchen-stt"
+    ingress = everything["aistack_domains"]["lab"]["network_acl"]["ingress"]
+    (rule,) = [r for r in ingress if r.get("destination_port") == "10300"]
+    assert rule["source"] == ["10.100.10.1", "192.168.1.0/24", "10.100.10.20"]
