@@ -197,7 +197,11 @@ def build(infra: Infra, wired: dict[str, dict[str, str]]) -> dict[str, Acl]:
                 "stt_server_wyoming_enabled", True
             ):
                 port = int(machine.vars.get("stt_server_wyoming_port", WYOMING_PORT))
-                ports.setdefault(port, ("wyoming", [host]))
+                _, sources = ports.setdefault(port, ("wyoming", [host]))
+                # Published on the LAN (wyoming_lan): the NAT-mode proxy keeps each client's
+                # own address, so the rule names the networks infra.yml allows.
+                lan = machine.wyoming_lan
+                sources.extend(str(n) for n in (lan.allow if lan is not None else ()))
             for grant in all_grants:
                 if grant.provider is machine:
                     _, sources = ports.setdefault(grant.port, (grant.role, [host]))

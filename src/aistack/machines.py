@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
-from . import acl, addressing
+from . import acl, addressing, wyoming_lan
 from .loader import KeyPath
 from .names import Claims, Taken, machine_name_problem
 from .readers import Reader, Section, yaml_type
@@ -84,6 +84,10 @@ class MachineReader:
             if text is not None:
                 wiring_choice[key] = text
         allow = self._allow(data.get("allow"), data.where("allow"), [r for _, r in roles])
+        lan_data = data.get("wyoming_lan")
+        if isinstance(lan_data, dict):
+            read.section(lan_data, data.where("wyoming_lan"), "wyoming_lan")
+        lan = wyoming_lan.read(lan_data, data.where("wyoming_lan"), read.error)
         machine_type = data.choice("type", MACHINE_TYPES)
         if gpu is not None and machine_type == "vm":
             read.error(
@@ -112,6 +116,7 @@ class MachineReader:
             needs_gpu=needs_gpu,
             allow=allow,
             target=read.string(data.get("target"), data.where("target")),
+            wyoming_lan=lan,
         )
 
     def _ip(

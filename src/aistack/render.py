@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import acl, addressing, cluster, front_door, secrets, wiring
+from . import acl, addressing, cluster, front_door, secrets, wiring, wyoming_lan
 from .schema import GPU_PROFILE, Domain, Infra, Machine
 from .validate import Checked
 
@@ -87,6 +87,10 @@ def all_vars(checked: Checked) -> dict[str, Any]:
         }
     build = s.image_build
     extra: dict[str, Any] = {}
+    mdns = wyoming_lan.mdns_services(infra)
+    if mdns:
+        # Written only when a Wyoming port is announced: other files stay as they were.
+        extra["aistack_mdns_services"] = mdns
     if infra.cluster is not None:
         # Written only for a cluster: a one-host infra.yml keeps its files as they were.
         extra["aistack_cluster"] = cluster.as_vars(infra.cluster)
@@ -170,12 +174,42 @@ def host_vars(checked: Checked, domain: Domain, machine: Machine) -> dict[str, A
     if door is not None and door.machine == machine.name:
         result["aistack_instance"]["devices"].update(front_door.devices(door))
         result.update(front_door.role_vars(door))
+    if machine.wyoming_lan is not None:
+        result["aistack_instance"]["devices"].update(
+            wyoming_lan.devices(machine, machine.wyoming_lan)
+        )
+        result.update(
+            wyoming_lan.role_vars(machine, machine.wyoming_lan, _wyoming_sources(checked, machine))
+        )
     result.update(secrets.generated(machine))
     wired = checked.wiring.get(machine.name)
     if wired:
         result.update({k: v for k, v in wired.variables.items() if k not in machine.vars})
     result.update(machine.vars)
     return result
+
+
+def _wyoming_sources(checked: Checked, machine: Machine) -> list[str]:
+    """The stack's own sources of Wyoming: the machine's domain subnet (the host's gateway
+    address and its neighbours) and the machines and networks its ``allow:`` names for the
+    Wyoming port; the bridge's ACL narrows them further."""
+    base = checked.infra.settings.base_subnet
+    net = addressing.DomainNetwork.of(base, _subnet_id(checked, machine))
+    sources = [str(net.subnet)]
+    port = wyoming_lan.wyoming_port(machine)
+    by_name = {m.name: m for m in checked.infra.machines}
+    for entry in machine.allow:
+        if entry.port == port:
+            for source in entry.sources:
+                found = by_name.get(source)
+                text = f"{found.ip}/32" if found is not None else source
+                if text not in sources:
+                    sources.append(text)
+    return sources
+
+
+def _subnet_id(checked: Checked, machine: Machine) -> int:
+    return next(d.subnet_id for d in checked.infra.domains if d.name == machine.domain)
 
 
 def render(checked: Checked) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .wyoming_lan import WyomingLan
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("wiring", "mapping", default={}),
         Field("allow", "mapping", default={}),
         Field("target", "cluster member name"),
+        Field("wyoming_lan", "mapping or null"),
     ),
     "cluster": (Field("members", "mapping of member", required=True),),
     "member": (
@@ -94,6 +98,13 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("stt_port", "integer 1-65535 or null"),
         Field("names", "list of DNS names or addresses", default=()),
         Field("certificate", "mapping or null"),
+    ),
+    "wyoming_lan": (
+        Field("enabled", "boolean", default=True),
+        Field("listen", "IPv4 address"),
+        Field("port", "integer 1-65535", default=10300),
+        Field("allow", "list of IPv4 networks"),
+        Field("zeroconf", "boolean", default=True),
     ),
     "front_door_certificate": (
         Field("cert", "path", required=True),
@@ -120,7 +131,9 @@ HOST_ONLY_ROLES = frozenset({"incus_host"})
 # Roles the generator gives to machines itself (the front door goes to the Open WebUI machine).
 GENERATED_ROLES = frozenset({"front_door"})
 # Variables the generator owns in host_vars; a machine's vars must not reuse them.
-RESERVED_VARS = frozenset({"aistack_instance", "aistack_roles", "aistack_domain"})
+RESERVED_VARS = frozenset(
+    {"aistack_instance", "aistack_roles", "aistack_domain", "aistack_wyoming_lan"}
+)
 DEFAULT_PORTS = {"ollama_server": 11434, "stt_server": 8000, "open_webui": 8080}
 PORT_VARS = {"ollama_server": "ollama_server_port", "stt_server": "stt_server_port"}
 GPU_PROFILE = "gpu"
@@ -201,6 +214,8 @@ class Machine:
     allow: tuple[Allow, ...] = ()
     # The cluster member the machine runs on (None: one host, or Incus picks).
     target: str | None = None
+    # Wyoming published on the host's LAN address (wyoming_lan.py); None: not published.
+    wyoming_lan: WyomingLan | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ of them report through one ``error`` callback:
 - ``domains`` and ``machines``: the domains, their profiles and machines; ``names``
   holds which names and addresses are taken
 - ``cluster`` and ``front_door``: their sections
-- ``cross_rules``: rules over all machines at once
+- ``cross_rules``: rules over all machines at once; ``wyoming_lan``: a published Wyoming port
 - ``wiring``: which service each consumer is wired to
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import cluster, cross_rules, domains, front_door, global_settings, wiring
+from . import cluster, cross_rules, domains, front_door, global_settings, wiring, wyoming_lan
 from .errors import AistackError, Issue
 from .loader import Document, KeyPath, format_path
 from .names import RESERVED_GROUPS
@@ -96,6 +96,7 @@ def check(doc: Document, roles: Iterable[str], base_dir: Path) -> Checked:
     door = None
     if checked.complete:
         door = _front_door(top_data.get("front_door"), infra, resolved, read)
+        wyoming_lan.check(infra, door, error)
     if issues:
         raise AistackError(issues)
     return Checked(infra=infra, wiring=resolved, front_door=door)

@@ -275,6 +275,55 @@ def test_a_thousand_half_sent_requests_from_one_machine_shut_no_one_out(stack, l
         holder.release()
 
 
+@pytest.fixture(scope="module")
+def ha_lan():
+    """Home Assistant's LAN (tests/helpers/wyoming_lan.py): a machine on the network infra.yml
+    allows and one on another. Kept until the module ends: later applies validate the
+    published address, which is the allowed network's host side."""
+    from tests.helpers.wyoming_lan import lan_machines
+
+    with lan_machines() as machines:
+        yield machines
+
+
+def test_home_assistant_on_the_lan_reaches_wyoming_through_the_published_address(
+    stack, ha_lan, tmp_path
+):
+    """infra.yml's wyoming_lan switch, as a Home Assistant user meets it: the summary names
+    the address, the real wyoming client on an allowed network transcribes through it, a
+    client on another network gets nothing, the stack's own machines still reach Wyoming,
+    and a zeroconf browser on the LAN finds the service at that address and port."""
+    from tests.helpers import wyoming_lan as ha
+
+    allowed, stranger = ha_lan
+    port = 10300
+    infra = stack["checkout"].path / "infra.yml"
+    ha.switch_on(infra, allowed.host_ip, allowed.network, port, "web")
+    for target in ("apply-infra", "apply-stt", "status"):
+        result = stack["checkout"].make(target, stack["args"])
+        assert result.returncode == 0, result.output[-6000:]
+    lines = [line for line in result.output.splitlines() if "Wyoming (LAN)" in line]
+    assert any(f"tcp://{allowed.host_ip}:{port}" in line and "healthy" in line for line in lines)
+
+    wav = tmp_path / "command.wav"
+    wav.write_bytes(synthesize_wav(SENTENCE))
+    heard = ha.transcribe_from(allowed, allowed.host_ip, port, wav)
+    assert _words(heard.get("text", "")) == _words(SENTENCE), heard
+
+    # The bridge's ACL rejects it (a reset, seen as refused); were it let through, the server's
+    # allow-list would close it at accept. Either way: no transcript, and no hanging.
+    refused = ha.transcribe_from(stranger, allowed.host_ip, port, wav)
+    assert refused.get("error", "").startswith(
+        ("ConnectionRefusedError", "ConnectionResetError", "closed")
+    ), f"a network infra.yml does not allow got {refused}"
+
+    assert ha.describe_from_instance(PROJECT, "web", AI_IP, port) == "info"
+
+    seen = ha.browse_from(allowed, 30, "aistack-stt")
+    service = seen.get("aistack-stt._wyoming._tcp.local.")
+    assert service == {"addresses": [allowed.host_ip], "port": port}, seen
+
+
 def test_spoken_sentence_through_open_webui_comes_back_as_text(stack):
     webui = OpenWebUI(WEBUI_URL)
     email, password = _admin(stack["checkout"])
