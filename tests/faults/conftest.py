@@ -1,62 +1,32 @@
-"""The faults test's own stack: a scratch checkout whose infra.yml declares the project
-`faults` on bridge br-faults (10.100.61.0/24) and the front door on host ports 18443 (Open
-WebUI) and 18444 (STT), so that it never meets the e2e, fresh-host, remote or cluster
-tests' projects, subnets or ports. scripts/run-tests holds /tmp/aistack-incus-faults.lock
-around it."""
+"""The faults test's own stack (layout.py), applied once for the whole part and destroyed at
+its end. scripts/run-tests holds /tmp/aistack-incus-faults.lock around it.
+
+The stack starts on the Open WebUI release before the pinned one (a key below the managed
+block of the web machine's host_vars, as an owner would pin it), gets a user and a chat
+there, and is then upgraded to the pinned release with `make apply-webui`: every other test
+runs on the upgraded stack, and test_faults.py checks that the upgrade kept both."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers.checkout import ROOT, Checkout, make_checkout, ollama_test_double_vars
 
-PROJECT = "faults"
-AI, WEB = "fai", "fweb"
-AI_IP, WEB_IP = "10.100.61.10", "10.100.61.20"
-DOOR_PORT, DOOR_STT_PORT = 18443, 18444
+from .layout import INFRA, PROJECT, WEB
+from .webui import admin_token, call, new_chat, webui_version
 
-INFRA = f"""---
-global:
-  base_subnet: "10.100"
-  default_image: local:aistack/debian-12
-  image_build:
-    alias: aistack/debian-12
-    suite: bookworm
-    mirror: http://deb.debian.org/debian
-  ca_certificates:
-    - /etc/ssl/certs/ca-certificates.crt
-  remote: local
-  storage_pool: default
-
-domains:
-  {PROJECT}:
-    description: The faults test's stack
-    subnet_id: 61
-    ephemeral: false
-    machines:
-      {AI}:
-        type: lxc
-        ip: {AI_IP}
-        roles: [ollama_server, stt_server]
-        config:
-          limits.cpu: "2"
-          limits.memory: 8GiB
-        vars:
-          stt_server_model: tiny.en
-      {WEB}:
-        type: lxc
-        ip: {WEB_IP}
-        roles: [open_webui]
-        config:
-          limits.memory: 4GiB
-
-front_door:
-  https_port: {DOOR_PORT}
-  stt_port: {DOOR_STT_PORT}
-"""
+# The release before the pinned one (roles/open_webui/defaults/main.yml).
+OLD_WEBUI = "0.12.3"
+PINNED_WEBUI = str(
+    yaml.safe_load((ROOT / "roles/open_webui/defaults/main.yml").read_text())["open_webui_version"]
+)
+END_OF_BLOCK = "# END aistack managed block\n"
+USER = {"name": "Made Before", "email": "before@aistack.lan", "password": "upgrade-kept-me-1"}
 
 
 def project_exists() -> bool:
@@ -65,6 +35,10 @@ def project_exists() -> bool:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return any(p["name"] == PROJECT for p in json.loads(out))
+
+
+def _web_vars(checkout: Checkout) -> Path:
+    return checkout.path / "host_vars" / f"{WEB}.yml"
 
 
 @pytest.fixture(scope="session")
@@ -81,13 +55,39 @@ def checkout() -> Checkout:
 
 
 @pytest.fixture(scope="session")
-def stack(checkout: Checkout) -> dict:
-    """`make apply` of the faults stack, from a host without it."""
+def old_stack(checkout: Checkout) -> dict:
+    """`make apply` of the faults stack with Open WebUI OLD_WEBUI, from a host without it."""
     if project_exists():
         assert checkout.make("destroy", "FORCE=1").returncode == 0
+    # `make sync` puts its block above this key; the key below the block wins.
+    _web_vars(checkout).write_text(f'---\nopen_webui_version: "{OLD_WEBUI}"\n')
     extra = ollama_test_double_vars(checkout)
     args = f"ARGS=-e @{extra}"
     result = checkout.make("apply", args)
     assert result.returncode == 0, result.output[-6000:]
     yield {"checkout": checkout, "apply": result, "args": args}
     checkout.make("destroy", "FORCE=1")
+
+
+@pytest.fixture(scope="session")
+def made_before_upgrade(old_stack: dict) -> dict:
+    """A chat of the administrator and a second account, made on OLD_WEBUI."""
+    checkout = old_stack["checkout"]
+    assert webui_version(checkout) == OLD_WEBUI
+    token = admin_token(checkout)
+    chat = new_chat(checkout, token, f"made on {OLD_WEBUI}")
+    added = call(checkout, "POST", "/api/v1/auths/add", token, json={**USER, "role": "user"})
+    assert added.status_code == 200, added.text
+    return {"chat": chat, "user": USER}
+
+
+@pytest.fixture(scope="session")
+def stack(old_stack: dict, made_before_upgrade: dict) -> dict:
+    """The faults stack upgraded to the pinned Open WebUI: the owner drops the pin below the
+    block and runs `make apply-webui`."""
+    checkout = old_stack["checkout"]
+    text = _web_vars(checkout).read_text()
+    _web_vars(checkout).write_text(text[: text.index(END_OF_BLOCK) + len(END_OF_BLOCK)])
+    upgrade = checkout.make("apply-webui", old_stack["args"])
+    assert upgrade.returncode == 0, upgrade.output[-6000:]
+    return {**old_stack, "upgrade": upgrade, "before_upgrade": made_before_upgrade}

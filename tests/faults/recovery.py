@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .conftest import PROJECT
+from .layout import PROJECT
 
 
 @dataclass(frozen=True)
