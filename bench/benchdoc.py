@@ -59,12 +59,13 @@ def write_section(section: str, text: str, doc: Path = RESULTS) -> None:
     doc.write_text(new)
 
 
-def publish(section: str, text: str, write: bool) -> None:
+def publish(section: str, text: str, write: bool) -> int:
     """Print a benchmark's result; with `write` (its --write flag) also put it in
-    docs/benchmarks.md as `section`."""
+    docs/benchmarks.md as `section`. Returns 0, the benchmark's exit status."""
     print(text)
     if write:
         write_section(section, text)
+    return 0
 
 
 def stt_parser(doc: str, runs: int) -> argparse.ArgumentParser:

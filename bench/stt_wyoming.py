@@ -252,9 +252,8 @@ def main() -> int:
                     raise SystemExit(f"{name} heard {text!r}, not the command")
                 times[name].append(elapsed)
         load_after = os.getloadavg()[0]
-    text = report(times, audio_s, args.runs, (load_before, load_after))
-    publish(SECTION, text, args.write)
-    return 0
+    load = (load_before, load_after)
+    return publish(SECTION, report(times, audio_s, args.runs, load), args.write)
 
 
 if __name__ == "__main__":

@@ -264,9 +264,8 @@ def main() -> int:
         fairness: dict = measure_fairness(url, wyoming_port, pcm, args.fairness_runs)
         fairness["audio_s"] = audio_s
         load_after = os.getloadavg()[0]
-    text = report(speech, fairness, args.runs, (load_before, load_after))
-    publish(SECTION, text, args.write)
-    return 0
+    load = (load_before, load_after)
+    return publish(SECTION, report(speech, fairness, args.runs, load), args.write)
 
 
 if __name__ == "__main__":

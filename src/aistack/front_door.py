@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .loader import KeyPath
-from .readers import Error
+from .readers import Error, switched_on
 from .schema import Infra, Machine, default
 
 ROLE = "front_door"
@@ -221,11 +221,7 @@ def check(
         report(path, "must be a mapping (see docs/infra-yml.md, front_door), or left out")
         return None
     data = value or {}
-    enabled = data.get("enabled", default("front_door", "enabled"))
-    if not isinstance(enabled, bool):
-        report(path + ("enabled",), f"must be true or false, not {enabled!r}")
-        return None
-    if not enabled:
+    if not switched_on("front_door", data, path, report):
         return None
     machine = _door_machine(infra, data, value is not None, report)
 

@@ -39,6 +39,15 @@ def yaml_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def switched_on(section: str, data: dict, path: KeyPath, error: Error) -> bool:
+    """A section's `enabled` key (default from the schema tables); False when off or wrong."""
+    enabled = data.get("enabled", default(section, "enabled"))
+    if not isinstance(enabled, bool):
+        error(path + ("enabled",), f"must be true or false, not {enabled!r}")
+        return False
+    return enabled
+
+
 def usable_name(name: object) -> bool:
     """Whether ``name`` can name an Incus profile or device."""
     return isinstance(name, str) and _PROFILE_NAME.fullmatch(name) is not None

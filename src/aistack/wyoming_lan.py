@@ -20,7 +20,7 @@ from typing import Any
 
 from . import front_door
 from .loader import KeyPath
-from .readers import Error, yaml_type
+from .readers import Error, switched_on, yaml_type
 from .schema import Infra, Machine, default
 
 ROLE = "stt_server"
@@ -64,11 +64,7 @@ def read(value: Any, path: KeyPath, error: Error) -> WyomingLan | None:
     if not isinstance(value, dict):
         error(path, f"must be a mapping (docs/infra-yml.md, wyoming_lan), not {yaml_type(value)}")
         return None
-    enabled = value.get("enabled", default("wyoming_lan", "enabled"))
-    if not isinstance(enabled, bool):
-        error(path + ("enabled",), f"must be true or false, not {enabled!r}")
-        return None
-    if not enabled:
+    if not switched_on("wyoming_lan", value, path, error):
         return None
     ok = True
     listen = None

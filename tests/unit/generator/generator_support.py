@@ -76,6 +76,16 @@ class Workspace:
     def sync(self, *extra: str) -> Result:
         return self.run("sync", "--infra", str(self.infra), *extra)
 
+    def refused(self, text: str) -> list[str]:
+        """`sync` of infra.yml `text` must fail: exit 2, no traceback, no host_vars written;
+        its error lines (the closing summary line left out)."""
+        self.write(text)
+        result = self.sync()
+        assert result.code == 2, result
+        assert "Traceback" not in result.err
+        assert not (self.root / "host_vars").exists(), "an invalid infra.yml still wrote files"
+        return result.err.strip().splitlines()[:-1]
+
     def read(self, rel: str) -> str:
         return (self.root / rel).read_text(encoding="utf-8")
 

@@ -53,11 +53,9 @@ class LiveAdapter(abc.ABC):
         sid: str,
         beam_size: int,
     ) -> None:
-        self.websocket = websocket
-        self.limits = limits
-        self.transcribe = transcribe
-        self.sid = sid
-        self.beam_size = beam_size
+        self.websocket, self.sid = websocket, sid  # the connection, and its id in the logs
+        # What every session of this connection is made with (new_session).
+        self.limits, self.transcribe, self.beam_size = limits, transcribe, beam_size
         self.session: LiveSession | None = None
         self.closed = False  # set by the loop when it ends; `send` then does nothing
         self._send_lock = asyncio.Lock()  # guards the connection's writes
