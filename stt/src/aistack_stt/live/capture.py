@@ -114,7 +114,10 @@ class CaptureStore:
                 "truncated": rec.truncated,
                 "finals": rec.finals,
             }
-            base.with_suffix(".json").write_text(json.dumps(transcript, indent=1))
+            # Whole or not at all: whoever reads the directory never sees half a transcript.
+            part = base.with_name(base.name + ".json.part")
+            part.write_text(json.dumps(transcript, indent=1))
+            os.replace(part, base.with_suffix(".json"))
         finally:
             os.umask(old)
 
