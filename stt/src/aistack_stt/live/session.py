@@ -107,6 +107,11 @@ class LiveSession:
         await self._backpressure()
 
     @property
+    def _partial_interval(self) -> int:
+        """Samples between two partials of an utterance (`partial_interval_ms`)."""
+        return self.options.partial_interval_ms * SAMPLE_RATE // 1000
+
+    @property
     def _pad(self) -> int:
         return int(SPEECH_PAD_S * SAMPLE_RATE)
 
@@ -142,7 +147,7 @@ class LiveSession:
             self._finish(self.received)  # too long for one Whisper window: cut here
             await self._start(self.received)
             return
-        interval = self.options.partial_interval_ms * SAMPLE_RATE // 1000
+        interval = self._partial_interval
         idle = utt.partial_task is None or utt.partial_task.done()
         if idle and self.received - utt.last_partial_at >= interval:
             utt.last_partial_at = self.received
@@ -246,8 +251,7 @@ class LiveSession:
             result = await self.transcribe(self._request(audio, interim=True))
         except QueueFull:
             # Busy or too late: skip this partial (the final still comes); ask again soon.
-            interval = self.options.partial_interval_ms * SAMPLE_RATE // 1000
-            retry = self.received - interval + int(INTERIM_RETRY_S * SAMPLE_RATE)
+            retry = self.received - self._partial_interval + int(INTERIM_RETRY_S * SAMPLE_RATE)
             utt.last_partial_at = min(utt.last_partial_at, retry)
             return
         if utt.final_sent:
