@@ -54,9 +54,10 @@ class DecodeOptions:
     def for_request(cls, request: TranscriptionRequest) -> DecodeOptions:
         """A temperature asked for is used alone; none (or 0) gets the fallback schedule,
         unless the request does without it (a live interim: the final will be exact)."""
-        temps = (float(request.temperature),) if request.temperature else FALLBACK_TEMPERATURES
-        if not request.fallback and not request.temperature:
-            temps = (0.0,)
+        if request.temperature:
+            temps: tuple[float, ...] = (float(request.temperature),)
+        else:
+            temps = FALLBACK_TEMPERATURES if request.fallback else (0.0,)
         return cls(
             task=request.task,
             beam_size=request.beam_size,
