@@ -123,3 +123,27 @@ def test_an_interim_not_started_in_time_is_dropped_and_a_final_never_is(schedule
     assert "kitchen" in outcome["final"].lower(), outcome
     assert "kitchen" in outcome["patient interim"].lower(), outcome
     assert scheduler.backpressure() == "normal"
+
+
+def test_an_interim_encodes_only_its_audio_and_still_gets_the_words(models_dir, speech) -> None:
+    """The encoder is most of an interim's cost on a CPU: an interim gives it the audio and
+    a second of padding, a final the 30 s Whisper was trained on. Both read the command."""
+    from aistack_stt.batching import BatchDecoder, DecodeOptions, split_windows
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(models_dir / "tiny.en"), device="cpu", cpu_threads=2)
+    seen: list[int] = []
+    encode = model.encode
+    model.encode = lambda features: seen.append(features.shape[-1]) or encode(features)
+    decoder = BatchDecoder(model)
+    audio = decode_audio(str(speech.command_wav), sampling_rate=16000)
+    texts = {}
+    for kind, interim in (("interim", True), ("final", False)):
+        request = TranscriptionRequest(audio=audio, model="tiny.en", interim=interim)
+        windows, _ = split_windows(audio)
+        [result] = decoder.decode(windows, DecodeOptions.for_request(request))
+        texts[kind] = " ".join(s["text"] for s in result.segments).lower()
+    audio_frames = audio.shape[0] / 160  # 100 frames a second
+    assert seen[1] == 3000, seen
+    assert audio_frames + 100 <= seen[0] < audio_frames + 200 and seen[0] % 100 == 0, seen
+    assert "kitchen" in texts["interim"] and "kitchen" in texts["final"], texts

@@ -5,8 +5,8 @@ A decode profile is a named set of decoding parameters. Finals decode with the s
 profile (the server's `decode_profile` when the session names none); interims (partials)
 always decode with `realtime`, without the temperature fallback, and, when `interim_model`
 is set, with that fast model, so a small model keeps the words flowing while the accurate
-one writes the finals. Interims are
-marked as such: the scheduler queues them behind finals (scheduling/lanes.py).
+one writes the finals. Interims are marked as such: the scheduler queues them behind finals
+(scheduling/lanes.py) and their encoder reads only their audio (batching.py).
 """
 
 from __future__ import annotations
