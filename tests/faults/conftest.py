@@ -1,10 +1,12 @@
 """The faults test's own stack (layout.py), applied once for the whole part and destroyed at
 its end. scripts/run-tests holds /tmp/aistack-incus-faults.lock around it.
 
-The stack starts on the Open WebUI release before the pinned one (a key below the managed
-block of the web machine's host_vars, as an owner would pin it), gets a user and a chat
-there, and is then upgraded to the pinned release with `make apply-webui`: every other test
-runs on the upgraded stack, and test_faults.py checks that the upgrade kept both."""
+The stack is first applied by the previous release of this repository (previous.py: a
+commit's code in the checkout) with the Open WebUI release before the pinned one (a key below
+the managed block of the web machine's host_vars, as an owner would pin it), and gets a user
+and a chat there. Then the checkout gets this tree's code, the pin goes, and `make apply`
+upgrades both: every other test runs on the upgraded stack, and test_faults.py checks that
+the upgrade kept the user and the chat and changed only what the new code changed."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import yaml
 from tests.helpers.checkout import ROOT, Checkout, make_checkout, ollama_test_double_vars
 
 from .layout import INFRA, PROJECT, WEB
+from .previous import PREVIOUS, code_env, exists, switch_code
 from .webui import admin_token, call, new_chat, webui_version
 
 # The release before the pinned one (roles/open_webui/defaults/main.yml).
@@ -56,17 +59,20 @@ def checkout() -> Checkout:
 
 @pytest.fixture(scope="session")
 def old_stack(checkout: Checkout) -> dict:
-    """`make apply` of the faults stack with Open WebUI OLD_WEBUI, from a host without it."""
+    """`make apply` of the faults stack by the previous release, with Open WebUI OLD_WEBUI,
+    from a host without it."""
     if project_exists():
         assert checkout.make("destroy", "FORCE=1").returncode == 0
+    assert exists(PREVIOUS), f"commit {PREVIOUS} is not here: clone the whole history"
+    switch_code(checkout, PREVIOUS)
     # `make sync` puts its block above this key; the key below the block wins.
     _web_vars(checkout).write_text(f'---\nopen_webui_version: "{OLD_WEBUI}"\n')
     extra = ollama_test_double_vars(checkout)
     args = f"ARGS=-e @{extra}"
-    result = checkout.make("apply", args)
+    result = checkout.make("apply", args, env=code_env(checkout))
     assert result.returncode == 0, result.output[-6000:]
     yield {"checkout": checkout, "apply": result, "args": args}
-    checkout.make("destroy", "FORCE=1")
+    checkout.make("destroy", "FORCE=1", env=code_env(checkout))
 
 
 @pytest.fixture(scope="session")
@@ -83,11 +89,12 @@ def made_before_upgrade(old_stack: dict) -> dict:
 
 @pytest.fixture(scope="session")
 def stack(old_stack: dict, made_before_upgrade: dict) -> dict:
-    """The faults stack upgraded to the pinned Open WebUI: the owner drops the pin below the
-    block and runs `make apply-webui`."""
+    """The faults stack upgraded to this tree's code and the pinned Open WebUI: the owner
+    pulls, drops the pin below the block and runs `make apply`."""
     checkout = old_stack["checkout"]
+    switch_code(checkout, None)
     text = _web_vars(checkout).read_text()
     _web_vars(checkout).write_text(text[: text.index(END_OF_BLOCK) + len(END_OF_BLOCK)])
-    upgrade = checkout.make("apply-webui", old_stack["args"])
+    upgrade = checkout.make("apply", old_stack["args"], env=code_env(checkout))
     assert upgrade.returncode == 0, upgrade.output[-6000:]
     return {**old_stack, "upgrade": upgrade, "before_upgrade": made_before_upgrade}

@@ -21,6 +21,7 @@ from tests.helpers.checkout import ROOT
 from .conftest import OLD_WEBUI, PINNED_WEBUI
 from .incusd import other_incus_tests_paused, restart_incusd
 from .layout import AI, AI_IP, DOOR_PORT, PROJECT, WEB, WEB_IP
+from .previous import PREVIOUS, changed_tasks, roles_changed_since
 from .recovery import (
     Service,
     incus_exec,
@@ -75,6 +76,16 @@ def test_the_stack_is_up_and_every_service_answers(stack) -> None:
         assert wait_until_back(service, door(checkout), old_pid=-1, limit_s=60) is not None, (
             service.name
         )
+
+
+def test_the_upgrade_from_the_previous_commit_changes_only_what_changed(stack) -> None:
+    """Applied by PREVIOUS, then by this tree: a task reports a change only in a role whose
+    code differs between the two, or in open_webui, whose pinned version the test raised."""
+    allowed = roles_changed_since(PREVIOUS) | {"open_webui"}
+    changed = changed_tasks(stack["upgrade"].output)
+    assert "open_webui" in changed, changed  # the new Open WebUI was installed
+    unexpected = {role: tasks for role, tasks in changed.items() if role not in allowed}
+    assert not unexpected, f"changed although their code did not: {unexpected}"
 
 
 def test_the_upgrade_from_the_release_before_keeps_users_and_chats(stack) -> None:

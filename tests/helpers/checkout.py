@@ -50,8 +50,11 @@ class MakeResult:
 class Checkout:
     path: Path
 
-    def make(self, *args: str, timeout: int = 3600, quiet: bool = False) -> MakeResult:
-        """Run make in the copy; the whole output also lands in make-<target>.log there."""
+    def make(
+        self, *args: str, timeout: int = 3600, quiet: bool = False, env: dict | None = None
+    ) -> MakeResult:
+        """Run make in the copy; the whole output also lands in make-<target>.log there.
+        `env`: variables added to this process's environment for the run."""
         log = self.path / f"make-{'-'.join(a.split('=')[0] for a in args)}.log"
         started = time.monotonic()
         with log.open("w") as fh:
@@ -63,7 +66,12 @@ class Checkout:
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
-                env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
+                env={
+                    **os.environ,
+                    "ANSIBLE_FORCE_COLOR": "0",
+                    "ANSIBLE_NOCOLOR": "1",
+                    **(env or {}),
+                },
             )
         seconds = time.monotonic() - started
         output = log.read_text()
@@ -77,10 +85,16 @@ def make_checkout(dest: Path) -> Checkout:
     """Copy the tracked and untracked-but-not-ignored files of this checkout to dest."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     archive = dest.parent / f"{dest.name}.tar"
     with tarfile.open(archive, "w") as tar:
         for rel in filter(None, files):
@@ -113,7 +127,9 @@ def ollama_test_double_vars(checkout: Checkout) -> Path:
             "--output-dir",
             str(checkout.path / ".e2e"),
         ],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     archive = json.loads(built.stdout)
     extra = checkout.path / ".e2e" / "ollama-test-double.yml"
