@@ -72,6 +72,17 @@ class LiveAdapter(abc.ABC):
                 # decoded): nobody is left to tell, and it is no server error to log.
                 self.closed = True
 
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close the connection, unless it is gone already: a client that left while its
+        finals were decoded makes a write fail, and closing after that is nothing to log."""
+        if self.closed:
+            return
+        # Starlette raises a RuntimeError (WebSocketDisconnected in newer releases) for a
+        # close after the transport failed.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.websocket.close(code=code, reason=reason)
+        self.closed = True
+
     async def write(self, message: dict) -> None:
         """Put one message on the wire (called under the send lock): JSON over the WebSocket."""
         await self.websocket.send_json(message)

@@ -109,7 +109,7 @@ class AistackProtocol(LiveAdapter):
     async def finish(self) -> None:
         await self.stop_session()
         await self.send({"type": "session.ended", "reason": self.reason})
-        await self.websocket.close(code=CLOSE_NORMAL)
+        await self.close(CLOSE_NORMAL)
 
     async def failed(self, exc: APIError) -> None:
         await self.refuse_failure(exc)

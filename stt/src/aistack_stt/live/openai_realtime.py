@@ -284,7 +284,7 @@ class RealtimeProtocol(LiveAdapter):
         await self.websocket.close(code=1000, reason="idle_timeout")
 
     async def finish(self) -> None:
-        await self.websocket.close(code=1000)
+        await self.close(1000)
 
     async def failed(self, exc: APIError) -> None:
         with contextlib.suppress(Exception):

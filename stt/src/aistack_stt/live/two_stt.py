@@ -166,7 +166,7 @@ class TwoSttProtocol(LiveAdapter):
 
     async def finish(self) -> None:
         await self.stop_session()
-        await self.websocket.close(code=CLOSE_NORMAL)
+        await self.close(CLOSE_NORMAL)
 
     async def failed(self, exc: APIError) -> None:
         await self.refuse_failure(exc)
