@@ -139,7 +139,7 @@ test-cluster: $(BIN)/aistack ## make apply on a two-member Incus cluster of nest
 	@scripts/run-tests cluster
 
 .PHONY: test-faults
-test-faults: $(BIN)/aistack ## Open WebUI upgrade, kill -9 of each service, container and incusd restarts, backup → destroy → apply → restore
+test-faults: $(BIN)/aistack ## Open WebUI upgrade, kill -9 of each service, container restarts, backup → destroy → apply → restore
 	@scripts/run-tests faults
 
 .PHONY: test-models

@@ -12,7 +12,7 @@ from . import acl, addressing, cluster, front_door, secrets, wiring, wyoming_lan
 from .schema import GPU_PROFILE, Domain, Infra, Machine
 from .validate import Checked
 
-CONNECTION = "community.general.incus"
+CONNECTION = "homelab.aistack.incus"
 PYTHON = "/usr/bin/python3"
 ALL_GROUP = "aistack"
 

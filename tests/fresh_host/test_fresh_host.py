@@ -7,7 +7,10 @@ pass with nothing else installed: no venv, no Incus, no test weights, no `.git`.
 apply` reuses that venv, installs Incus from bookworm-backports, starts it under systemd,
 builds the local image, brings up the example stack and prints the summary; then, from
 inside that host, the STT service transcribes a spoken sentence and Open WebUI answers
-/health. Last, the host is rebooted (`incus restart`, a clean shutdown and boot of its
+/health. Then the host's Incus daemon is restarted (`systemctl restart incus`) with requests
+in flight: each of them ends (an answer or an error, never a hang) and every service answers
+again within the bound docs/operations.md gives (tests/output/fresh-incusd-restart.json).
+Last, the host is rebooted (`incus restart`, a clean shutdown and boot of its
 systemd) and every service answers again by itself within the bound docs/operations.md
 gives; the times go to tests/output/fresh-reboot.json.
 
@@ -35,6 +38,12 @@ HOST_IP = "10.150.0.10"  # conftest.FRESH: the nested host's own (LAN) address
 # After a reboot of the host, from `incus restart` being issued until every service answers
 # (docs/operations.md, "Services that die come back by themselves").
 REBOOT_BOUND_S = 180
+# After `systemctl restart incus` in the host, from the restart being issued until every
+# service answers (docs/operations.md, the same section).
+INCUSD_RESTART_BOUND_S = 120
+# A request in flight at the restart must end within this (an answer or an error); longer
+# is a hang. The door's header timeout (15 s) ends a half-sent request well before it.
+IN_FLIGHT_LIMIT_S = 90
 
 GET = nested.python_command(r"""
 import sys, urllib.request
@@ -65,6 +74,96 @@ while pending and time.time() - issued < bound:
             del pending[name]
     time.sleep(0.5)  # services booting: nothing to wait on but their answers
 print(json.dumps(answered))
+""")
+
+
+# Inside the host: restart its incusd while two requests are in flight and measure what
+# follows. argv: the door's CA, the bound, the in-flight limit, the host's address, the STT
+# transcriptions URL and key, then name=url pairs to poll. In flight: a request through the
+# front door (TLS, its headers begun and not ended, so only the restart or the door's
+# header timeout can end it: the door is an Incus proxy device, the one path incusd itself
+# carries) and a transcription of /root/command.wav posted to aistack-stt and not yet
+# answered. Prints JSON: the seconds from the restart being issued until `systemctl restart`
+# returned, until `incus admin waitready`, until each URL first answered 200 (null: not within
+# the bound); how each in-flight request ended and when (negative: before the restart was
+# issued, which a fast transcription may); each instance's init PID before and after.
+RESTART_INCUSD = nested.python_command(r"""
+import http.client, json, socket, ssl, subprocess, sys, threading, time, uuid
+import urllib.parse, urllib.request
+ca, host, stt_url, key = sys.argv[1], sys.argv[4], sys.argv[5], sys.argv[6]
+bound, limit = float(sys.argv[2]), float(sys.argv[3])
+pending = dict(arg.split("=", 1) for arg in sys.argv[7:])
+context = ssl.create_default_context(cafile=ca)
+outcome, ended_at = {}, {}
+sent = {"door": threading.Event(), "stt": threading.Event()}
+
+def ended(name, call):
+    try:
+        outcome[name] = call()
+    except TimeoutError:
+        outcome[name] = "hung"
+    except (OSError, http.client.HTTPException) as error:
+        outcome[name] = f"error: {type(error).__name__}: {error}"
+    finally:
+        ended_at[name] = time.time()
+        sent[name].set()
+
+def through_the_door():
+    with socket.create_connection((host, 443), timeout=limit) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: " + host.encode() + b"\r\n")
+            sent["door"].set()
+            data = sock.recv(4096)
+            return f"answered {data.splitlines()[0].decode()}" if data else "closed"
+
+def transcription():
+    audio = open("/root/command.wav", "rb").read()
+    b = uuid.uuid4().hex
+    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+            f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.wav\"\r\n"
+            f"Content-Type: audio/wav\r\n\r\n").encode() + audio + f"\r\n--{b}--\r\n".encode()
+    url = urllib.parse.urlsplit(stt_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=limit)
+    conn.request("POST", url.path, body, {"Content-Type": f"multipart/form-data; boundary={b}",
+                                          "Authorization": f"Bearer {key}"})
+    sent["stt"].set()
+    return f"answered {conn.getresponse().status}"
+
+def init_pids():
+    listed = subprocess.run(["incus", "list", "--all-projects", "--format", "json"],
+                            capture_output=True, text=True, check=True).stdout
+    return {i["name"]: (i["state"] or {}).get("pid") for i in json.loads(listed)}
+
+before = init_pids()
+threads = [threading.Thread(target=ended, args=("door", through_the_door)),
+           threading.Thread(target=ended, args=("stt", transcription))]
+for thread in threads:
+    thread.start()
+for event in sent.values():
+    event.wait(limit)
+issued = time.time()
+subprocess.run(["systemctl", "restart", "incus.service"], check=True, timeout=600)
+returned = time.time() - issued
+subprocess.run(["incus", "admin", "waitready", "--timeout", str(int(bound))], check=True)
+ready = time.time() - issued
+answered = {name: None for name in pending}
+while pending and time.time() - issued < bound:
+    for name, url in list(pending.items()):
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=context) as r:
+                ok = r.status == 200
+        except OSError:
+            ok = False
+        if ok:
+            answered[name] = round(time.time() - issued, 1)
+            del pending[name]
+    time.sleep(0.5)  # services coming back: nothing to wait on but their answers
+for thread in threads:
+    thread.join(limit)
+print(json.dumps({"restart_returned_s": round(returned, 1), "waitready_s": round(ready, 1),
+                  "answered_s": answered, "in_flight": outcome,
+                  "in_flight_ended_s": {n: round(t - issued, 1) for n, t in ended_at.items()},
+                  "init_pids_before": before, "init_pids_after": init_pids()}))
 """)
 
 
@@ -203,6 +302,41 @@ def test_open_webui_health_answers_from_inside_the_host(applied, fresh_host):
     status, body = out.split(" ", 1)
     assert status == "200", out
     assert json.loads(body) == {"status": True}
+
+
+def test_every_service_answers_again_after_incusd_restarts_with_requests_in_flight(
+    applied, fresh_host
+):
+    """`systemctl restart incus` on the host (an Incus upgrade does it; so does an owner
+    chasing a problem): a request in flight through the front door and a transcription in
+    flight to the STT service each end, and every service answers again within the bound."""
+    assert applied.returncode == 0
+    fresh_host.push(synthesize_wav(SENTENCE), "/root/command.wav")
+    key = nested.api_key(fresh_host, f"{nested.CHECKOUT}/.aistack/secrets/stt_api_key-ai")
+    out = fresh_host.run(
+        f"{RESTART_INCUSD} {nested.CHECKOUT}/.aistack/front-door/ca.crt"
+        f" {INCUSD_RESTART_BOUND_S} {IN_FLIGHT_LIMIT_S} {HOST_IP}"
+        f" http://{AI_IP}:8000/v1/audio/transcriptions {key}"
+        f" 'Open WebUI through the door=https://{HOST_IP}/health'"
+        f" 'Open WebUI=http://{WEB_IP}:8080/health'"
+        f" 'aistack-stt=http://{AI_IP}:8000/health/ready'"
+        f" 'Ollama=http://{AI_IP}:11434/api/version'",
+        timeout=INCUSD_RESTART_BOUND_S + 2 * IN_FLIGHT_LIMIT_S + 300,
+    ).stdout
+    record = {**json.loads(out), "bound_s": INCUSD_RESTART_BOUND_S,
+              "in_flight_limit_s": IN_FLIGHT_LIMIT_S}
+    (fresh_host.log_dir / "fresh-incusd-restart.json").write_text(
+        json.dumps(record, indent=2) + "\n"
+    )
+    print(f"after incusd restarted: {record}")
+    # Each request in flight ended: a thread still running left no outcome behind.
+    assert set(record["in_flight"]) == {"door", "stt"}, record
+    hung = [name for name, how in record["in_flight"].items() if how == "hung"]
+    assert not hung, f"in flight at the incusd restart and hung: {hung}; {record}"
+    late = [name for name, seconds in record["answered_s"].items() if seconds is None]
+    assert not late, (
+        f"not answering {INCUSD_RESTART_BOUND_S} s after incusd restarted: {late}; {record}"
+    )
 
 
 def test_every_service_answers_again_after_the_host_reboots(applied, fresh_host):

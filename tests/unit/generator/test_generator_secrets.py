@@ -26,7 +26,7 @@ def _ansible_var(ws: Workspace, host: str, expression: str, *extra: str) -> str:
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
     run = subprocess.run(
         [str(BIN / "ansible"), host, "-i", str(ws.root / "inventory"),
-         # The generated host_vars set ansible_connection (community.general.incus, which
+         # The generated host_vars set ansible_connection (homelab.aistack.incus, which
          # needs the incus binary) and beat `-c local`; extra vars beat host_vars.
          "-e", "ansible_connection=local",
          "-e", f"ansible_python_interpreter={sys.executable}", "-m", "ansible.builtin.debug",

@@ -37,7 +37,7 @@ def test_sync_writes_the_contract_variables(ws: Workspace) -> None:
     assert everything["aistack_gpu_required"] is False
     assert everything["aistack_image_build"] is None
     assert load(ws, "group_vars/lab.yml") == {
-        "ansible_connection": "community.general.incus", "ansible_incus_project": "lab",
+        "ansible_connection": "homelab.aistack.incus", "ansible_incus_project": "lab",
         "ansible_incus_remote": "local", "ansible_python_interpreter": "/usr/bin/python3",
         "aistack_domain": "lab",
     }
@@ -245,7 +245,7 @@ def test_ansible_inventory_sees_groups_and_vars(ws: Workspace) -> None:
     assert inventory["stt_server"]["hosts"] == ["ai"]
     assert inventory["open_webui"]["hosts"] == ["web"]
     web = inventory["_meta"]["hostvars"]["web"]
-    assert web["ansible_connection"] == "community.general.incus"
+    assert web["ansible_connection"] == "homelab.aistack.incus"
     assert web["ansible_incus_project"] == "lab"
     assert web["aistack_instance"]["ip"] == "10.100.10.20"
     assert web["aistack_domains"]["lab"]["bridge"] == "br-lab"
