@@ -130,10 +130,13 @@ class ModelSwap:
         try:
             plan = self._plan(running)
         except (OSError, ConfigError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if isinstance(exc, ConfigError):
+                reason = "; ".join(exc.problems)
+            else:
+                reason = exc.strerror or str(exc)
             where = running.model_env_file
             return self._finish(
-                SwapRecord("failed", running.model, self.models.compute_type,
+                SwapRecord("failed", self.models.default_id, self.models.compute_type,
                            self.models.interim_id, requests=count),
                 f"cannot read the model settings from {where}: {reason}; the running model "
                 "stays",
