@@ -11,10 +11,12 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import openai
 import pytest
 import yaml
 
@@ -160,6 +162,12 @@ def restarted(changed_tasks: list[str]) -> bool:
     return any(task.endswith(": Restart aistack-stt") for task in changed_tasks)
 
 
+def reloaded(changed_tasks: list[str]) -> bool:
+    """The model was switched by `systemctl reload` (roles/stt_server/tasks/swap.yml)."""
+    return any(task.endswith(": Ask aistack-stt to load the new model (systemctl reload)")
+               for task in changed_tasks)  # fmt: skip
+
+
 def main_pid(host) -> str:
     return host.check_output("systemctl show --value -p MainPID aistack-stt")
 
@@ -170,3 +178,48 @@ def restore(target, tmp_path, stt_source):
     yield
     apply_stt(inventory_with(tmp_path / "restore", target, stt_source))
     assert health(target)["model"] == target.base_host_vars["stt_server_model"]
+
+
+@dataclass
+class Transcribing:
+    """A client on the controller transcribing `clip` over and over (the official openai
+    client, whisper-1 as Open WebUI asks, no retries) while the `with` block runs; every
+    answer, or the error instead, is kept in `outcomes` as (ok, text)."""
+
+    url: str
+    clip: Path
+    outcomes: list[tuple[bool, str]] = field(default_factory=list)
+    _answered: threading.Condition = field(default_factory=threading.Condition)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="not-needed", timeout=120,
+                               max_retries=0)  # fmt: skip
+        while not self._stop.is_set():
+            try:
+                with self.clip.open("rb") as audio:
+                    outcome = (True, client.audio.transcriptions.create(
+                        model="whisper-1", file=audio).text)  # fmt: skip
+            except openai.OpenAIError as exc:
+                outcome = (False, f"{type(exc).__name__}: {exc}")
+            with self._answered:
+                self.outcomes.append(outcome)
+                self._answered.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 300) -> None:
+        """Until `count` requests have been answered in all (a bound, not a pace)."""
+        with self._answered:
+            assert self._answered.wait_for(lambda: len(self.outcomes) >= count, timeout), (
+                f"only {len(self.outcomes)} of {count} requests answered"
+            )
+
+    def __enter__(self) -> Transcribing:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=180)

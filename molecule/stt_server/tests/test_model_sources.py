@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT, apply_stt, health, inventory_with, main_pid, restarted, run_stt_play
+from conftest import (
+    ROOT,
+    apply_stt,
+    health,
+    inventory_with,
+    main_pid,
+    reloaded,
+    restarted,
+    run_stt_play,
+)
 
 LOCAL_MODEL = ROOT / ".cache" / "models" / "tiny.en"
 
@@ -21,10 +30,12 @@ def test_local_model_directory_is_copied_once_and_served_under_its_name(
         stt_server_model_source="local",
         stt_server_model_local_path=str(LOCAL_MODEL),
     )
+    before = main_pid(host)
     changed = apply_stt(inv)
     assert any("Copy into the container the model directory" in t for t in changed)
-    assert restarted(changed)
+    assert reloaded(changed) and not restarted(changed), changed  # a model change: a reload
     assert health(target)["model"] == "office-tiny"
+    assert main_pid(host) == before
     assert host.file("/var/lib/aistack-stt/models/office-tiny/model.bin").user == "aistack-stt"
 
     # Unchanged directory: not copied again, no restart.

@@ -2,9 +2,11 @@
 
 Routers live in their own modules (`api.py` for the OpenAI/Speaches API, `health.py` for
 liveness, readiness and metrics); more can be added with `app.include_router`. Shared objects
-are kept on `app.state`: `settings`, `metrics`, `models` (ModelManager), `engine` (a
-`Transcriber`, engine.py: the speech gate in front of the scheduler, or in front of the one
-passed in), `sessions` (live sessions open now) and `readiness`.
+are kept on `app.state`: `settings` (as at start; the model settings that may change since
+are the model manager's), `metrics`, `models` (ModelManager), `engine` (a `Transcriber`,
+engine.py: the speech gate in front of the scheduler, or in front of the one passed in),
+`sessions` (live sessions open now), `readiness` and `swap` (model_swap.py: the preload, then
+a model swap per SIGHUP).
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from .live.capture import CaptureStore
 from .live.decoding import LiveDecoding
 from .live.options import StreamOptions
 from .metrics import Metrics
+from .model_reload import read_plan
+from .model_swap import ModelSwap
 from .models import ModelManager
 from .scheduling import Scheduler
 from .speech_gate import SpeechGate
@@ -57,22 +60,27 @@ class Readiness:
     state: str = "loading"  # loading | ok | error
     error: str | None = None
 
+    def set(self, state: str, error: str | None = None) -> None:
+        # One assignment each, from the swap thread; /health reads them as they are.
+        self.state, self.error = state, error
+
 
 def _load_default(app: FastAPI) -> None:
     state: Readiness = app.state.readiness
+    models: ModelManager = app.state.models
     try:
-        app.state.models.get(app.state.settings.model)
-        interim = app.state.settings.live.interim_model
+        models.get(models.default_id)
+        interim = models.interim_id
         if interim:  # loaded and warmed up before ready too: the first interim is quick
-            app.state.models.get(interim)
+            models.get(interim)
     except APIError as exc:
-        state.state, state.error = "error", exc.message
+        state.set("error", exc.message)
         log.error("default model did not load: %s", exc.message)
     except Exception as exc:  # keep the server alive to report the failure on /health
-        state.state, state.error = "error", f"{type(exc).__name__}: {exc}"
+        state.set("error", f"{type(exc).__name__}: {exc}")
         log.exception("default model did not load")
     else:
-        state.state, state.error = "ok", None
+        state.set("ok")
 
 
 class _Guard(BaseHTTPMiddleware):
@@ -158,20 +166,20 @@ def create_app(
     load_default: bool = True,
     engine: Transcriber | None = None,
     vram: VramGuard | None = None,
+    flags: Mapping[str, object] | None = None,
 ) -> FastAPI:
     """Build the app. The default model loads in the background so /health answers at once.
 
-    `vram` replaces the GPU memory guard the model manager builds itself on CUDA (vram/).
+    `flags` are the command line's settings (by key): on SIGHUP they still win over the model
+    env file, as they did at start (model_reload.py). `vram` replaces the GPU memory guard
+    the model manager builds itself on CUDA (vram/).
     With `settings.wyoming.enabled` the Wyoming server is built here and starts and stops
     with the app (its port is taken at start, or earlier by `app.state.wyoming.bind()`).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if load_default:
-            threading.Thread(
-                target=_load_default, args=(app,), name="aistack-stt-preload", daemon=True
-            ).start()
+        app.state.swap.start()  # the preload first, then a swap per SIGHUP (model_swap.py)
         app.state.models.start_sweeper()
         if app.state.hass is not None:
             app.state.hass.start()  # a background thread: never on a request's path
@@ -195,6 +203,7 @@ def create_app(
                 await app.state.wyoming.stop()
             if app.state.hass is not None:
                 app.state.hass.stop()
+            app.state.swap.stop()
             app.state.engine.close()
             app.state.models.close()
             if app.state.tts is not None:
@@ -210,7 +219,7 @@ def create_app(
     # in front of it the speech gate, which answers requests without speech (speech_gate.py).
     inner = engine or Scheduler(app.state.models, settings.scheduler, metrics)
     # Outermost, the household's words (vocabulary.py): every protocol's requests get them.
-    count = model_token_counter(lambda: app.state.models.resolve(settings.model).path)
+    count = model_token_counter(lambda: app.state.models.resolve(app.state.models.default_id).path)
     app.state.hass = HassNames.from_settings(settings.vocabulary, count)
     vocabulary = Vocabulary(
         parse_terms(settings.vocabulary.vocabulary),
@@ -219,6 +228,12 @@ def create_app(
     )
     app.state.engine = VocabularyPrompt(SpeechGate(inner, app.state.models), vocabulary)
     app.state.readiness = Readiness(state="loading" if load_default else "ok")
+    app.state.swap = ModelSwap(
+        app.state.models,
+        lambda running: read_plan(settings.model_env_file, running, flags),
+        preload=(lambda: _load_default(app)) if load_default else (lambda: None),
+        on_loaded=lambda: app.state.readiness.set("ok"),
+    )
     app.state.too_large = lambda: too_large(settings.max_upload_mb)
     app.state.decodes = DecodeSlots(settings.max_decodes, settings.scheduler.max_queue)
     install_handlers(app)
@@ -244,7 +259,7 @@ def create_app(
     app.state.capture = capture
     decoding = LiveDecoding(
         live_settings.decode_profile,
-        live_settings.interim_model,
+        lambda: app.state.models.interim_id,  # the model manager's: a swap may change it
         live_settings.language_list(),
         capture,
     )

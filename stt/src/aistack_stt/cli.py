@@ -2,6 +2,10 @@
 
 Every setting of the tree in config.py is a flag and an AISTACK_STT_* variable (flag wins);
 each wrong value is reported in one line and the command exits 2, without a traceback.
+
+`serve` handles SIGHUP (`systemctl reload`): it reads `model_env_file` again and swaps to the
+model it names without stopping (model_swap.py). The handler is installed first thing, so a
+SIGHUP that comes while the server is still starting is kept, not fatal (SIGHUP's default).
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ import argparse
 import difflib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 from . import __version__
 from .config import ENV_PREFIX, ConfigError, known_variables, leaves, load_settings
+from .env_file import read_env_file
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,23 +46,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--env-file", type=Path, help="read the variables from this file only")
     return parser
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """NAME=VALUE lines as systemd reads them (comments and blank lines skipped)."""
-    values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        name, sep, value = line.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"{path}:{number}: expected NAME=VALUE, got {line!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
 
 
 def check(environ: Mapping[str, str]) -> list[str]:
@@ -96,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(args)
     overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    hangups = threading.Event()  # SIGHUPs before the app exists; handed to it below
+    signal.signal(signal.SIGHUP, lambda *_: hangups.set())
     try:
         settings = load_settings(overrides)
     except ConfigError as exc:
@@ -113,10 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     logfilters.install()  # no API key in the log, no flood of one error
     try:
-        app = create_app(settings)
+        app = create_app(settings, flags=overrides)
     except ConfigError as exc:  # a voice that is not there (tts/voices.py)
         print(f"aistack-stt: error: {exc}", file=sys.stderr)
         return 2
+    # SIGHUP: swap to the model settings of model_env_file (model_swap.py); uvicorn leaves
+    # this signal alone (it handles SIGINT and SIGTERM).
+    signal.signal(signal.SIGHUP, lambda *_: app.state.swap.request())
+    if hangups.is_set():
+        app.state.swap.request()
     if app.state.wyoming is not None:
         try:  # take the Wyoming port now, so that a busy one is reported in one line
             app.state.wyoming.bind()

@@ -81,6 +81,15 @@ class Settings(Checked):
         "where model directories are looked up and hub downloads are kept",
         shown="`$XDG_CACHE_HOME/aistack-stt/models` (`~/.cache/...`)",
     )
+    model_env_file: Path | None = _opt(
+        None,
+        "an environment file (the unit's second `EnvironmentFile`) holding the model settings "
+        "`AISTACK_STT_MODEL`, `AISTACK_STT_COMPUTE_TYPE`, `AISTACK_STT_INTERIM_MODEL`: on "
+        "SIGHUP (`systemctl reload`) the server reads it again and switches to what it names "
+        "once that is loaded and warmed up, serving with the old model until then "
+        "(see [Changing the model without a restart](#changing-the-model-without-a-restart)); "
+        "unset: SIGHUP loads the start-up settings again",
+    )
     client_models: str = _opt(
         "local",
         "which models clients may name: `local` the default model (`whisper-1`) and what "

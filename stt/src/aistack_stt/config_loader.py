@@ -27,6 +27,7 @@ _KINDS: dict[str, Callable[[str], object]] = {
     "str": str,
     "str | None": str,
     "Path": Path,
+    "Path | None": Path,
 }
 
 
@@ -38,7 +39,7 @@ class Leaf:
     key: str  # "max_queue": the flag's dest and the override key
     env: str  # "AISTACK_STT_MAX_QUEUE"
     flag: str  # "--max-queue"
-    kind: str  # the annotation: int, float, bool, str, str | None, Path
+    kind: str  # the annotation: int, float, bool, str, str | None, Path, Path | None
     default: object
     help: str
     shown: str | None

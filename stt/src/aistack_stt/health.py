@@ -2,9 +2,11 @@
 
 `GET /health` always answers 200 while the process runs (liveness) and says in `status`
 whether the default model is loaded (`ok`), still loading (`loading`) or failed (`error`,
-with the reason in `error`). `GET /health/ready` answers 200 only when `status` is `ok`, 503
-otherwise, for checks that only look at the status code. Field names are a contract with the
-stt_server role: keep them stable.
+with the reason in `error`). During a model swap (SIGHUP, model_swap.py) it stays `ok` with
+the old `model` and names the one loading in `next_model`; `swap` is the last swap's record
+(`state` loading, done or failed, and why in its `error`). `GET /health/ready` answers 200
+only when `status` is `ok`, 503 otherwise, for checks that only look at the status code.
+Field names are a contract with the stt_server role: keep them stable.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ def _health(request: Request) -> dict:
         "ready": state.readiness.state == "ok",
         "error": state.readiness.error,
         "version": __version__,
-        "model": state.settings.model,
+        "model": models.default_id,
         "models_loaded": [m.id for m in models.loaded()],
         "device": models.device,
         "compute_type": models.compute_type,
+        **state.swap.health(),  # next_model, swap (model_swap.py)
         **_load(state),
         **_vram(models),
     }

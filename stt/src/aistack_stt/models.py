@@ -6,6 +6,12 @@ has two helpers with one job each: `names` (model_names.py) decides which ids a 
 use and where they lead, `idle` (model_idle.py) unloads models idle for `model_ttl`. The
 manager's `canonical_id`, `resolve`, `available` and `default_id` are the naming policy's.
 
+The model settings (default model, compute type, interim model) change while running with
+`switch()`: a model swap (model_swap.py) loads the next models outside the table with
+`load_detached()`, then switches in one step under the lock. The replaced models' ids lead to
+the new default from then on (`_retired`), so a request queued for the old model before the
+switch is served by the new one instead of loading the old one again or failing.
+
 `ModelManager.get()` is the one way to obtain a loaded `WhisperModel`; the HTTP engine and the
 WebSocket sessions both use it, so time-to-live unloading sees every user of a model.
 """
@@ -46,6 +52,8 @@ class LoadedModel:
     loaded_at: float
     last_used: float
     users: int = 0
+    compute_type: str = ""
+    files: tuple[int, ...] | None = None  # model.bin as loaded (files_stamp)
 
     @property
     def multilingual(self) -> bool:
@@ -62,6 +70,16 @@ class ModelInfo:
     multilingual: bool
 
 
+def files_stamp(path: str | Path) -> tuple[int, ...] | None:
+    """Which model.bin a directory holds now (device, inode, size, mtime): a model put in
+    place again under the same name (the role replaces the directory) reads differently."""
+    try:
+        st = (Path(path) / "model.bin").stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def resolve_device(device: str) -> str:
     if device != "auto":
         return device
@@ -73,6 +91,11 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     if compute_type not in ("default", "auto"):
         return compute_type
     return DEFAULT_COMPUTE_TYPE["cuda" if device == "cuda" else "cpu"]
+
+
+def _interim(settings: Settings) -> str | None:
+    interim = settings.live.interim_model
+    return interim.strip() if interim else None
 
 
 class ModelManager:
@@ -91,6 +114,8 @@ class ModelManager:
         # Guards _models, _loading and each entry's users and last_used.
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        # Ids of models a switch replaced -> the default that replaced them (switch()).
+        self._retired: dict[str, str] = {}
         self.names = ModelNames(settings, self._loaded_ids)
         self.idle = IdleUnloader(self.loaded, self.unload, settings.model_ttl)
         # Models are constructed on one long-lived thread. CTranslate2 sets up its OpenMP
@@ -105,8 +130,14 @@ class ModelManager:
     def default_id(self) -> str:
         return self.names.default_id
 
+    @property
+    def interim_id(self) -> str | None:
+        """The live sessions' interim model (settings.live.interim_model), None for none."""
+        return _interim(self.settings)
+
     def canonical_id(self, model_id: str) -> str:
-        return self.names.canonical_id(model_id)
+        retired = self._retired.get(model_id.strip())
+        return retired if retired is not None else self.names.canonical_id(model_id)
 
     def resolve(self, model_id: str) -> ModelSource:
         return self.names.resolve(model_id)
@@ -159,8 +190,11 @@ class ModelManager:
             with self._lock:
                 entry = self._models.get(mid)
             if entry is None:
-                entry = self._load(mid)
+                entry = self._load(mid, self.resolve(mid), self.compute_type, self.names)
             with self._lock:
+                if entry.compute_type != self.compute_type:  # a switch came in between
+                    entry.users += hold
+                    return entry  # this request's, never the table's
                 self._models.setdefault(mid, entry)
                 entry = self._models[mid]
                 entry.last_used = time.monotonic()
@@ -170,12 +204,22 @@ class ModelManager:
 
     # -- loading --------------------------------------------------------------------------
 
-    def _load(self, mid: str) -> LoadedModel:
-        source = self.resolve(mid)
+    def load_detached(self, names: ModelNames, mid: str, compute_type: str) -> LoadedModel:
+        """Load and warm up `mid` as `names` (the next settings) sees it, outside the table:
+        a model swap's next model. Blocking: call from a worker thread."""
+        source = names.operator_source() if mid == names.default_id else names.resolve(mid)
+        return self._load(mid, source, compute_type, names)
+
+    def _load(
+        self, mid: str, source: ModelSource, compute_type: str, names: ModelNames
+    ) -> LoadedModel:
         started = time.monotonic()
         try:
-            path = str(source.path) if source.path is not None else self._download(source)
-            model = self._loader.submit(self._construct, mid, path).result()
+            if source.path is not None:
+                path = str(source.path)
+            else:
+                path = self._download(source, names.default_id)
+            model = self._loader.submit(self._construct, mid, path, compute_type).result()
         except APIError:
             self.metrics.model_loads.inc(model=mid, outcome="error")
             raise
@@ -190,30 +234,32 @@ class ModelManager:
             ) from None
         self.metrics.model_loads.inc(model=mid, outcome="ok")
         now = time.monotonic()
-        log.info("loaded model %s from %s in %.1fs", mid, path, now - started)
-        return LoadedModel(mid, model, path, loaded_at=now, last_used=now)
+        log.info("loaded model %s (%s) from %s in %.1fs", mid, compute_type, path, now - started)
+        return LoadedModel(
+            mid, model, path, now, now, compute_type=compute_type, files=files_stamp(path)
+        )
 
-    def _construct(self, mid: str, path: str) -> WhisperModel:
+    def _construct(self, mid: str, path: str, compute_type: str) -> WhisperModel:
         """On the loader thread, so loads never count the same free GPU memory twice."""
         if self.vram is not None:
-            self.vram.make_room(mid, Path(path), self)
+            self.vram.make_room(mid, Path(path), self, compute_type=compute_type)
         model = WhisperModel(
             path,
             device=self.device,
-            compute_type=self.compute_type,
+            compute_type=compute_type,
             cpu_threads=self.settings.cpu_threads,
         )
         warm_up(model, mid)  # before anyone waits on it (warmup.py)
         return model
 
-    def _download(self, source: ModelSource) -> str:
+    def _download(self, source: ModelSource, default_id: str) -> str:
         assert source.repo_id is not None
         model_dir = self.settings.model_dir
         try:
             model_dir.mkdir(parents=True, exist_ok=True)
             # Only the operator's model is fetched, unless clients may download (`hub`): a
             # client's pick among cached hub models is read from the cache, never refreshed.
-            offline = source.id != self.default_id and self.settings.client_models == "local"
+            offline = source.id != default_id and self.settings.client_models == "local"
             return download_model(
                 source.repo_id, cache_dir=str(model_dir), local_files_only=offline
             )
@@ -240,6 +286,49 @@ class ModelManager:
                 param="model",
                 code="model_load_failed",
             ) from None
+
+    # -- switching the model settings (model_swap.py) -----------------------------------
+
+    def names_for(self, settings: Settings) -> ModelNames:
+        """The naming policy of `settings` over this registry (a swap's next settings)."""
+        return ModelNames(settings, self._loaded_ids)
+
+    def current(self, mid: str) -> LoadedModel | None:
+        """The table's entry for `mid` (no loading, no use counted)."""
+        with self._lock:
+            return self._models.get(mid)
+
+    def switch(
+        self, settings: Settings, names: ModelNames, compute_type: str, staged: list[LoadedModel]
+    ) -> list[str]:
+        """Serve with `settings` from now on, with the `staged` models loaded for it; returns
+        the ids unloaded. In one step under the lock: the old default (and interim) go unless
+        the new settings use them, and on a compute type change every other model too."""
+        new_ids = {names.default_id, _interim(settings) or names.default_id}
+        with self._lock:
+            old_ids = {self.default_id, self.interim_id or self.default_id}
+            changed_type = compute_type != self.compute_type
+            self.settings, self.names, self.compute_type = settings, names, compute_type
+            gone = [
+                self._models.pop(mid)
+                for mid in list(self._models)
+                if (mid in old_ids and mid not in new_ids) or (changed_type and mid not in new_ids)
+            ]
+            for entry in staged:
+                replaced = self._models.get(entry.id)
+                if replaced is not None:
+                    gone.append(replaced)
+                self._models[entry.id] = entry
+            retired = {*self._retired, *(old_ids - new_ids)} - new_ids
+            self._retired = dict.fromkeys(retired, names.default_id)
+            self.metrics.models_loaded.set(len(self._models))
+            for entry in gone:
+                self.metrics.model_unloads.inc(model=entry.id, reason="switch")
+        # Requests still decoding with a replaced model hold their own reference: they finish
+        # on it, and its memory goes when the last one does.
+        for entry in gone:
+            log.info("unloaded model %s (%s, switch)", entry.id, entry.compute_type)
+        return [entry.id for entry in gone]
 
     # -- unloading ------------------------------------------------------------------------
 

@@ -42,8 +42,8 @@ def snapshot(state) -> dict:
             "grpc_port": grpc.port if grpc is not None else None,
         },
         "models": {
-            "default": state.settings.model,
-            "interim": live.interim_model,
+            "default": state.models.default_id,
+            "interim": state.models.interim_id,
             "decode_profile": live.decode_profile,
             "languages": list(live.language_list()),
             "loaded": [m.id for m in state.models.loaded()],

@@ -61,7 +61,9 @@ class LiveDecoding:
     """The server's choices (settings.live), applied to every live decode by `wrap`."""
 
     default_profile: str = "accurate"
-    interim_model: str | None = None
+    # The interim model's id, or a callable that says it now (the model manager's, which a
+    # model swap may change); None or empty: one model for both.
+    interim_model: str | Callable[[], str | None] | None = None
     languages: tuple[str, ...] = ()
     capture: CaptureStore | None = None  # opt-in capture of sessions (capture.py)
 
@@ -75,10 +77,11 @@ class LiveDecoding:
             # An interim is shown for a moment and then replaced: one greedy decode, no
             # temperature retries (the final still has them).
             request = replace(PROFILES["realtime"].apply(request), fallback=False)
-            if not self.interim_model:
+            interim = self.interim_model() if callable(self.interim_model) else self.interim_model
+            if not interim:
                 return await transcribe(request)
             try:
-                return await transcribe(replace(request, model=self.interim_model))
+                return await transcribe(replace(request, model=interim))
             except QueueFull:
                 raise
             except APIError:  # e.g. an English-only interim model in a German session

@@ -8,7 +8,7 @@ import threading
 
 from faster_whisper import WhisperModel
 
-from ..models import ModelManager
+from ..models import LoadedModel, ModelManager
 
 log = logging.getLogger("aistack_stt.scheduling")
 
@@ -50,25 +50,27 @@ class BulkReplicas:
         self.models = models
         self.workers = workers
         self.threads = threads
-        self._held: dict[str, tuple[str, WhisperModel]] = {}  # model id -> (source, model)
+        # model id -> (source, compute type, model): a model swap may change either
+        self._held: dict[str, tuple[str, str, WhisperModel]] = {}
         self._lock = threading.Lock()  # one worker builds a replica, the others wait
 
-    def get(self, model_id: str, source: str) -> WhisperModel:
+    def get(self, entry: LoadedModel) -> WhisperModel:
+        """The replicas of the loaded model `entry` (built on first use)."""
         with self._lock:
-            held = self._held.get(model_id)
-            if held is not None and held[0] == source:
-                return held[1]
+            held = self._held.get(entry.id)
+            if held is not None and held[:2] == (entry.source, entry.compute_type):
+                return held[2]
             model = WhisperModel(
-                source,
+                entry.source,
                 device=self.models.device,
-                compute_type=self.models.compute_type,
+                compute_type=entry.compute_type or self.models.compute_type,
                 cpu_threads=self.threads,
                 num_workers=self.workers,
             )
-            self._held[model_id] = (source, model)
+            self._held[entry.id] = (entry.source, entry.compute_type, model)
         log.info(
             "bulk lane model %s loaded: %d replica(s), %d thread(s) each",
-            model_id,
+            entry.id,
             self.workers,
             self.threads,
         )

@@ -308,7 +308,7 @@ class Scheduler:
                 return
             model = entry.model
             if lane.name == BULK and self.separate:
-                model = self._replicas.get(head.model_id, entry.source)
+                model = self._replicas.get(entry)
             windows = [window for _, _, window in batch]
             results = BatchDecoder(model).decode(windows, head.options)
         took = time.monotonic() - started

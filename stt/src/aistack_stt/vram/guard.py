@@ -110,14 +110,18 @@ class VramGuard:
 
     # -- the decision ---------------------------------------------------------------------
 
-    def make_room(self, model_id: str, path: Path | None, own: OwnModels) -> Estimate:
-        """Return once `model_id` fits (recording its estimate), or raise 503 with the reason."""
+    def make_room(
+        self, model_id: str, path: Path | None, own: OwnModels, *, compute_type: str | None = None
+    ) -> Estimate:
+        """Return once `model_id` fits (recording its estimate), or raise 503 with the reason.
+
+        `compute_type`: the one it loads in, when not the guard's (a model swap's next model)."""
         with self._lock:
             self._forget_unloaded(own)
             est = estimate(
                 model_id,
                 path,
-                self.compute_type,
+                compute_type or self.compute_type,
                 max_batch=self.max_batch,
                 first_on_gpu=not self._context,
             )
