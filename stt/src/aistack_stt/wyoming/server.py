@@ -18,6 +18,13 @@ from .events import Event, write_event
 from .handler import Connection, Services
 
 log = logging.getLogger("aistack_stt.wyoming")
+REFUSE_DRAIN_S = 1.0  # how long a refused client may take to close after the error
+
+
+async def _drain(reader: asyncio.StreamReader) -> None:
+    """Read and drop what the client sends until it closes its side."""
+    while await reader.read(65536):
+        pass
 
 
 class WyomingServer:
@@ -98,11 +105,11 @@ class WyomingServer:
             writer.close()
             return
         if len(self._connections) >= self.settings.max_connections:
-            await self._refuse(writer)
+            await self._refuse(reader, writer)
             return
         address = peer[0] if isinstance(peer, tuple) else ""
         if not self.per_client.acquire(address):
-            await self._refuse(writer, per_client=True)
+            await self._refuse(reader, writer, per_client=True)
             return
         self._connections.add(task)
         try:
@@ -117,7 +124,9 @@ class WyomingServer:
             self._connections.discard(task)
             self.per_client.release(address)
 
-    async def _refuse(self, writer: asyncio.StreamWriter, per_client: bool = False) -> None:
+    async def _refuse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, per_client: bool = False
+    ) -> None:
         limit = self.settings.max_connections
         reason = (
             f"too many Wyoming connections: {limit} are open "
@@ -138,4 +147,9 @@ class WyomingServer:
                 ),
                 5,
             )
+            # Closing a socket with the client's events still unread sends a reset, and a
+            # reset makes the client's system drop the error it has not read yet: end our
+            # side, then read what the client sent until it closes (at most a second).
+            writer.write_eof()
+            await asyncio.wait_for(_drain(reader), REFUSE_DRAIN_S)
         writer.close()
