@@ -138,7 +138,7 @@ class BatchDecoder:
 
     def decode(self, windows: list[Window], options: DecodeOptions) -> list[WindowResult]:
         model = self.model
-        frames, max_length = self._context(windows, options.fit_context)
+        frames, cap = self._context(windows, options.fit_context)
         features = np.stack(
             [pad_or_trim(model.feature_extractor(w.audio)[..., :-1], frames) for w in windows]
         )
@@ -151,6 +151,11 @@ class BatchDecoder:
             for tok in tokenizers
         ]
         suppress = get_suppressed_tokens(tokenizers[0], [-1])
+        # CTranslate2's max_length counts the prompt (a vocabulary prompt can be long).
+        longest_prompt = max(len(prompt) for prompt in prompts)
+        max_length = (
+            model.max_length if cap is None else min(model.max_length, longest_prompt + cap)
+        )
 
         outputs: list[dict | None] = [None] * len(windows)
         best: list[dict | None] = [None] * len(windows)
@@ -254,17 +259,17 @@ class BatchDecoder:
             for (lang, prob), segs in zip(languages, per_window, strict=True)
         ]
 
-    def _context(self, windows: list[Window], fit: bool) -> tuple[int, int]:
-        """Encoder frames and the decoder's length cap: 30 s and the model's, or fitted."""
+    def _context(self, windows: list[Window], fit: bool) -> tuple[int, int | None]:
+        """Encoder frames and the cap on new tokens: 30 s and none, or fitted to the audio."""
         frames = self.model.feature_extractor.nb_max_frames
         if not fit:
-            return frames, self.model.max_length
+            return frames, None
         samples = max(w.audio.shape[0] for w in windows)
         hop = self.model.feature_extractor.hop_length
         fitted = -(-(-(-samples // hop) + FIT_PAD_FRAMES) // 100) * 100  # whole seconds, up
         fitted = min(frames, max(FIT_MIN_FRAMES, fitted))
         cap = FIT_TOKENS + math.ceil(samples / SAMPLE_RATE * FIT_TOKENS_PER_SECOND)
-        return fitted, min(self.model.max_length, cap)
+        return fitted, cap
 
     def _languages(
         self, windows: list[Window], encoder_output, allowed: tuple[str, ...] | None = None
