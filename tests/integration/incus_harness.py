@@ -113,7 +113,7 @@ def play_on(
     """Run playbook `name` with extra vars `extra` against one container of `project`, over the
     Incus connection, as a host of `group` with `host_vars`: its exit code and its output."""
     host = {
-        "ansible_connection": "community.general.incus",
+        "ansible_connection": "homelab.aistack.incus",
         "ansible_incus_project": project,
         "ansible_python_interpreter": "/usr/bin/python3",
         **host_vars,

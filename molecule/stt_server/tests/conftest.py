@@ -95,7 +95,7 @@ def inventory_with(tmp: Path, target: Target, stt_source: Path, **changes: objec
             {
                 "all": {
                     "vars": {
-                        "ansible_connection": "community.general.incus",
+                        "ansible_connection": "homelab.aistack.incus",
                         "ansible_incus_project": target.project,
                         "ansible_python_interpreter": "/usr/bin/python3",
                     },
