@@ -52,28 +52,37 @@ with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
 """)
 
 
+# Python source both scripts below run inside the host: poll each name=url until it answers
+# 200 and return the seconds from `issued` at which each first did (None: not within bound).
+POLL_UNTIL_ANSWERED = r"""
+def until_all_answer(issued, bound, pending, context):
+    pending, answered = dict(pending), {name: None for name in pending}
+    while pending and time.time() - issued < bound:
+        for name, url in list(pending.items()):
+            try:
+                with urllib.request.urlopen(url, timeout=5, context=context) as r:
+                    ok = r.status == 200
+            except OSError:
+                ok = False
+            if ok:
+                answered[name] = round(time.time() - issued, 1)
+                del pending[name]
+        time.sleep(0.5)  # services starting: nothing to wait on but their answers
+    return answered
+"""
+
+
 # Inside the host after its reboot: argv[1] is when the restart was issued (the host's clock is
 # the outer one: a container shares the kernel's), argv[2] the door's CA, argv[3] the bound,
 # then name=url pairs. Polls each URL until it answers 200 and prints the seconds from the
 # restart at which each first did (null: not within the bound).
 UNTIL_ALL_ANSWER = nested.python_command(r"""
 import json, ssl, sys, time, urllib.request
+""" + POLL_UNTIL_ANSWERED + r"""
 issued, ca, bound = float(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 pending = dict(arg.split("=", 1) for arg in sys.argv[4:])
 context = ssl.create_default_context(cafile=ca)
-answered = {name: None for name in pending}
-while pending and time.time() - issued < bound:
-    for name, url in list(pending.items()):
-        try:
-            with urllib.request.urlopen(url, timeout=5, context=context) as r:
-                ok = r.status == 200
-        except OSError:
-            ok = False
-        if ok:
-            answered[name] = round(time.time() - issued, 1)
-            del pending[name]
-    time.sleep(0.5)  # services booting: nothing to wait on but their answers
-print(json.dumps(answered))
+print(json.dumps(until_all_answer(issued, bound, pending, context)))
 """)
 
 
@@ -90,6 +99,7 @@ print(json.dumps(answered))
 RESTART_INCUSD = nested.python_command(r"""
 import http.client, json, socket, ssl, subprocess, sys, threading, time, uuid
 import urllib.parse, urllib.request
+""" + POLL_UNTIL_ANSWERED + r"""
 ca, host, stt_url, key = sys.argv[1], sys.argv[4], sys.argv[5], sys.argv[6]
 bound, limit = float(sys.argv[2]), float(sys.argv[3])
 pending = dict(arg.split("=", 1) for arg in sys.argv[7:])
@@ -146,18 +156,7 @@ subprocess.run(["systemctl", "restart", "incus.service"], check=True, timeout=60
 returned = time.time() - issued
 subprocess.run(["incus", "admin", "waitready", "--timeout", str(int(bound))], check=True)
 ready = time.time() - issued
-answered = {name: None for name in pending}
-while pending and time.time() - issued < bound:
-    for name, url in list(pending.items()):
-        try:
-            with urllib.request.urlopen(url, timeout=5, context=context) as r:
-                ok = r.status == 200
-        except OSError:
-            ok = False
-        if ok:
-            answered[name] = round(time.time() - issued, 1)
-            del pending[name]
-    time.sleep(0.5)  # services coming back: nothing to wait on but their answers
+answered = until_all_answer(issued, bound, pending, context)
 for thread in threads:
     thread.join(limit)
 print(json.dumps({"restart_returned_s": round(returned, 1), "waitready_s": round(ready, 1),
