@@ -16,7 +16,7 @@ import re
 import subprocess
 import tarfile
 
-from tests.helpers.checkout import ROOT, Checkout
+from tests.helpers.checkout import ROOT, Checkout, working_files
 
 # "DecodeOptions.for_request: the temperature schedule chosen in one branch", the last commit
 # of wave 4 (CI passed on it).
@@ -39,21 +39,22 @@ def _owned(path: str) -> bool:
 def _release_files(commit: str | None) -> list[str]:
     """The files of a release: a commit's tree, or (None) this checkout's working tree."""
     if commit is None:
-        out = _git("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        files = working_files()
     else:
-        out = _git("ls-tree", "-r", "-z", "--name-only", commit)
-    return [f for f in out.decode().split("\0") if f and not _owned(f)]
+        files = _git("ls-tree", "-r", "-z", "--name-only", commit).decode().split("\0")
+    return [f for f in files if f and not _owned(f)]
 
 
 def switch_code(checkout: Checkout, commit: str | None) -> None:
     """Replace the checkout's code with a release's (commit, or None: this working tree),
     as `git checkout` would, leaving the owner's files alone."""
-    for rel in set(_release_files(PREVIOUS)) | set(_release_files(None)):
+    current = _release_files(None)
+    for rel in set(_release_files(PREVIOUS)) | set(current):
         target = checkout.path / rel
         if target.is_file() or target.is_symlink():
             target.unlink()
     if commit is None:
-        for rel in _release_files(None):
+        for rel in current:
             source, target = ROOT / rel, checkout.path / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_symlink():

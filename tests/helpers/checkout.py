@@ -81,23 +81,24 @@ class Checkout:
         return MakeResult(" ".join(args), proc.returncode, output, seconds)
 
 
+def working_files() -> list[str]:
+    """This checkout's tracked and untracked-but-not-ignored files, relative to ROOT."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [rel for rel in listed.split("\0") if rel]
+
+
 def make_checkout(dest: Path) -> Checkout:
     """Copy the tracked and untracked-but-not-ignored files of this checkout to dest."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    files = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
     archive = dest.parent / f"{dest.name}.tar"
     with tarfile.open(archive, "w") as tar:
-        for rel in filter(None, files):
+        for rel in working_files():
             src = ROOT / rel
             if src.exists():
                 tar.add(src, arcname=rel, recursive=False)
