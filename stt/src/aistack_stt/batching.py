@@ -265,8 +265,9 @@ class BatchDecoder:
         if not fit:
             return frames, None
         samples = max(w.audio.shape[0] for w in windows)
-        hop = self.model.feature_extractor.hop_length
-        fitted = -(-(-(-samples // hop) + FIT_PAD_FRAMES) // 100) * 100  # whole seconds, up
+        audio_frames = math.ceil(samples / self.model.feature_extractor.hop_length)
+        second = self.model.frames_per_second
+        fitted = math.ceil((audio_frames + FIT_PAD_FRAMES) / second) * second  # whole seconds
         fitted = min(frames, max(FIT_MIN_FRAMES, fitted))
         cap = FIT_TOKENS + math.ceil(samples / SAMPLE_RATE * FIT_TOKENS_PER_SECOND)
         return fitted, cap
