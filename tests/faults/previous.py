@@ -18,14 +18,16 @@ import tarfile
 
 from tests.helpers.checkout import ROOT, Checkout, working_files
 
-# "DecodeOptions.for_request: the temperature schedule chosen in one branch", the last commit
-# of wave 4 (CI passed on it).
-PREVIOUS = "b51cfa93d0c1877a697797767f435d675796b67e"
+# "batching: an interim's encoder frames computed with math.ceil ...", the last commit of
+# wave 5 (CI passed on it).
+PREVIOUS = "e349638d9b64b4d14c892420859c4228a889a04b"
 # What belongs to the owner, not to the release: left alone when the code is switched.
 OWNER_PATHS = ("infra.yml", "inventory/", "host_vars/", "group_vars/", ".aistack/", ".e2e/")
 TASK = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(?P<name>.*)\] \*+$")
 LIBRARY_ROLES = {"service_common"}  # imported by the service roles, never applied alone
 ROLE = re.compile(r"^(?:homelab\.aistack\.)?(?P<role>[a-z_]+) : ")
+# A task's result line: "changed: [ai]", "ok: [localhost -> web] => (item=...)".
+RESULT = re.compile(r"^(?P<state>ok|changed|skipping|failed|fatal): \[(?P<host>[^\]\s]+)")
 
 
 def _git(*args: str) -> bytes:
@@ -85,21 +87,27 @@ def roles_changed_since(commit: str) -> set[str]:
 def changed_tasks(output: str) -> dict[str, list[str]]:
     """Role (or "" for a playbook's own task) -> the tasks that reported a change. A task of
     a role that others import (LIBRARY_ROLES) counts for the role that imported it: the last
-    other role whose task ran before it."""
+    other role whose task ran before it on the same machine (services.yml provisions the
+    machines side by side, so their tasks interleave in the output)."""
     found: dict[str, list[str]] = {}
-    task, role, caller = None, "", ""
+    task, role = None, ""
+    caller: dict[str, str] = {}  # machine -> the last non-library role seen running there
     for line in output.splitlines():
         header = TASK.match(line)
         if header:
             task = header["name"]
             match = ROLE.match(task)
             role = match["role"] if match else ""
-            if role in LIBRARY_ROLES:
-                role = caller or role
-            else:
-                caller = role
-        elif task and line.startswith("changed: ["):
-            tasks = found.setdefault(role, [])
+            continue
+        result = RESULT.match(line)
+        if not task or not result:
+            continue
+        host = result["host"]
+        if role not in LIBRARY_ROLES:
+            caller[host] = role
+        if result["state"] == "changed":
+            owner = caller.get(host, role) if role in LIBRARY_ROLES else role
+            tasks = found.setdefault(owner, [])
             if task not in tasks:
                 tasks.append(task)
     return found
