@@ -17,6 +17,7 @@ relaxed anyway, since the audio starts after the speech request returns.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -149,8 +150,10 @@ def read_answer_aloud(
             page.on(
                 "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
             )
-            page.goto(url + "/auth", wait_until="domcontentloaded")
-            page.evaluate("token => localStorage.setItem('token', token)", token)
+            # The session is in localStorage before any of the page's scripts run. (Set from a
+            # loaded /auth page instead, it raced that page's own start: once, under load, the
+            # app came up signed out and sent the browser back to /auth.)
+            page.add_init_script(f"localStorage.setItem('token', {json.dumps(token)})")
             page.goto(f"{url}/?models={model}", wait_until="domcontentloaded")
             chat = page.locator("#chat-input")
             try:
