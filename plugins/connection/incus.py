@@ -1,6 +1,6 @@
 # Copyright (c) 2026, the aistack authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""community.general.incus, plus a retry of the one `incus exec` glitch a task cannot survive.
+"""community.general.incus, plus a retry of the `incus exec` glitches a task cannot survive.
 
 Under load (2-core hosts, nested Incus hosts) `incus exec` now and then exits 0 without
 handing back what the command printed. For most commands the task then fails or retries on
@@ -10,8 +10,9 @@ remote temporary directory from ansible-tmp-...: ... returned empty string". Tha
 safe to run again: its directory name is new for every task (time, PID, a 48-bit random
 number), so if the lost run did create it, only that run could have. The retry asks with
 `mkdir -p` for that last directory, so it succeeds whether the lost run got there or not,
-and prints the path Ansible is waiting for. Nothing else is retried: a module's own command
-is not known to be safe to run twice.
+and prints the path Ansible is waiting for. The other glitch: a pipelined module's standard
+input arrives cut, and Python stops with a SyntaxError before running any of it; it is sent
+again. Nothing else is retried: a module's own command is not known to be safe to run twice.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ description:
     task's temporary directory, that command is run again (with C(mkdir -p) for the directory,
     whose name is unique to the task), up to three times, instead of failing the task with
     "failed to resolve remote temporary directory".
+  - When a module sent on standard input (pipelining) arrives cut, so that Python stops with a
+    SyntaxError before running any of it, the module is sent again, up to three times.
   - Every other command behaves as in C(community.general.incus).
 author: aistack authors
 options:
@@ -126,13 +129,52 @@ def run_with_tmpdir_retry(run, cmd, warn):
     return result
 
 
+# Python's complaint about a program read from standard input that it could not compile:
+#   File "<stdin>", line 274 ... SyntaxError: unterminated string literal
+_STDIN_SYNTAX_ERROR = re.compile(
+    r'File "<stdin>", line \d+.*^SyntaxError: ', re.DOTALL | re.MULTILINE
+)
+
+
+def input_was_cut(in_data, returncode: int, stderr: str) -> bool:
+    """The other glitch: `incus exec` handed a pipelined module (Python on standard input) only
+    part of it, so Python stopped with a SyntaxError before running a single statement (it
+    compiles the whole program first). Running the module again is then safe: it never ran."""
+    return bool(in_data) and returncode != 0 and _STDIN_SYNTAX_ERROR.search(stderr) is not None
+
+
+def run_with_input_retry(run, in_data, warn):
+    """`run()` (returning returncode, stdout, stderr); when the module sent on standard input
+    arrived cut, `warn` and run it again, up to TMPDIR_RETRIES times."""
+    result = run()
+    for attempt in range(1, TMPDIR_RETRIES + 1):
+        if not input_was_cut(in_data, result[0], result[2]):
+            break
+        warn(
+            "incus exec delivered only part of the module (Python found it cut short and ran "
+            f"none of it: an Incus glitch under load); sending it again ({attempt} of "
+            f"{TMPDIR_RETRIES})"
+        )
+        result = run()
+    return result
+
+
 class Connection(IncusConnection):
-    """community.general.incus with the temporary directory's lost answer asked again."""
+    """community.general.incus with the temporary directory's lost answer asked again, and a
+    module that arrived cut sent again."""
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
         parent = super()
-        return run_with_tmpdir_retry(
-            lambda command: parent.exec_command(command, in_data=in_data, sudoable=sudoable),
-            cmd,
-            lambda message: self._display.warning(f"{self._instance()}: {message}"),
+
+        def warn(message: str) -> None:
+            self._display.warning(f"{self._instance()}: {message}")
+
+        return run_with_input_retry(
+            lambda: run_with_tmpdir_retry(
+                lambda command: parent.exec_command(command, in_data=in_data, sudoable=sudoable),
+                cmd,
+                warn,
+            ),
+            in_data,
+            warn,
         )

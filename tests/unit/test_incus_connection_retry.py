@@ -1,13 +1,16 @@
 """The collection's incus connection (plugins/connection/incus.py) asks again when `incus exec`
-loses the answer of the command that makes a task's temporary directory.
+loses the answer of the command that makes a task's temporary directory, and sends a
+pipelined module again when it arrived cut.
 
-The glitch itself cannot be provoked on demand (it comes with load), so these tests take the
+The glitches cannot be provoked on demand (they come with load), so these tests take the
 command Ansible's own `sh` shell plugin builds, wrapped the way Ansible hands it to a
-connection, and run it in a real /bin/sh: once with its answer thrown away (what the glitch
-does), then through the retry. What is not real here is only the losing of the answer."""
+connection, and run it in a real /bin/sh (and a module in a real python3): once with its
+answer thrown away or its input cut (what the glitches do), then through the retry. What is
+not real here is only the losing or the cutting."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -55,17 +58,25 @@ def test_only_a_lost_answer_of_the_tmpdir_command_counts_as_the_glitch() -> None
     assert not plugin.output_was_lost(tmpdir, 0, f"{BASEFILE}=/root/.ansible/tmp/{BASEFILE}\n")
     assert not plugin.output_was_lost(tmpdir, 1, "")
     # Other commands that may print nothing are never run again: a module may not be safe twice.
-    for other in ("/bin/sh -c 'echo ~ && sleep 0'", "/bin/sh -c '/usr/bin/python3 && sleep 0'",
-                  f"/bin/sh -c 'rm -f -r /root/.ansible/tmp/{BASEFILE}/ > /dev/null 2>&1'"):
+    for other in (
+        "/bin/sh -c 'echo ~ && sleep 0'",
+        "/bin/sh -c '/usr/bin/python3 && sleep 0'",
+        f"/bin/sh -c 'rm -f -r /root/.ansible/tmp/{BASEFILE}/ > /dev/null 2>&1'",
+    ):
         assert not plugin.output_was_lost(other, 0, ""), other
 
 
 def test_the_retry_changes_only_the_mkdir_of_the_task_directory() -> None:
     tmpdir = _ansible_tmpdir_command(BASEFILE)
     retry = plugin.tmpdir_retry(tmpdir)
-    assert retry.count("mkdir -p") == 2 and "mkdir \"`" not in retry.replace("mkdir -p", "")
-    assert retry.replace(f'&& mkdir -p "` echo ~/.ansible/tmp/{BASEFILE}',
-                         f'&& mkdir "` echo ~/.ansible/tmp/{BASEFILE}') == tmpdir
+    assert retry.count("mkdir -p") == 2 and 'mkdir "`' not in retry.replace("mkdir -p", "")
+    assert (
+        retry.replace(
+            f'&& mkdir -p "` echo ~/.ansible/tmp/{BASEFILE}',
+            f'&& mkdir "` echo ~/.ansible/tmp/{BASEFILE}',
+        )
+        == tmpdir
+    )
 
 
 def test_a_lost_answer_is_asked_again_and_gives_the_directory_ansible_waits_for(
@@ -125,3 +136,73 @@ def test_answers_lost_every_time_end_after_three_retries_with_the_empty_answer(
     assert plugin.run_with_tmpdir_retry(always_lost, tmpdir, warnings.append) == (0, "", "")
     assert len(sent) == 1 + plugin.TMPDIR_RETRIES == 4
     assert len(warnings) == 3
+
+
+# A pipelined module, as the connection receives it: the command starts Python, the program
+# comes on standard input. Like AnsiballZ, it keeps its payload in one long string literal.
+MODULE = (
+    "import json, os\n"
+    f"payload = '{'A' * 4000}'\n"
+    "with open(os.environ['RUNS'], 'a') as runs:\n"
+    "    runs.write('ran\\n')\n"
+    "print(json.dumps({'changed': False, 'size': len(payload)}))\n"
+)
+
+
+def _python(runs: Path):
+    """Run a pipelined module the way the instance does; `cut` keeps that much of the input."""
+
+    def run(data: str, cut: int | None = None) -> tuple[int, str, str]:
+        done = subprocess.run(
+            ["/bin/sh", "-c", "python3 && sleep 0"], input=data[:cut], capture_output=True,
+            text=True, check=False, env={**os.environ, "RUNS": str(runs)},
+        )  # fmt: skip
+        return done.returncode, done.stdout, done.stderr
+
+    return run
+
+
+def test_a_module_that_arrived_cut_is_sent_again_and_runs_once(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    python = _python(runs)
+    sent: list[int] = []
+    warnings: list[str] = []
+
+    def glitching() -> tuple[int, str, str]:
+        sent.append(1)
+        # The first delivery stops inside the payload's string, as the cluster run saw it.
+        return python(MODULE, cut=len(MODULE) // 2 if len(sent) == 1 else None)
+
+    returncode, stdout, _ = plugin.run_with_input_retry(glitching, MODULE, warnings.append)
+    assert returncode == 0 and json.loads(stdout) == {"changed": False, "size": 4000}
+    assert len(sent) == 2 and len(warnings) == 1 and "sending it again (1 of 3)" in warnings[0]
+    # The cut delivery ran none of the module: its one side effect happened once.
+    assert runs.read_text() == "ran\n"
+
+
+def test_only_a_cut_module_counts_as_that_glitch(tmp_path: Path) -> None:
+    python = _python(tmp_path / "runs")
+    cut = python(MODULE, cut=len(MODULE) // 2)
+    assert plugin.input_was_cut(MODULE, *cut[::2])
+    # A module that ran and failed, a whole module, a command without input: never sent again.
+    failed = python("import sys\nsys.exit('the module failed')\n")
+    assert failed[0] != 0 and not plugin.input_was_cut("x", *failed[::2])
+    assert not plugin.input_was_cut(MODULE, *python(MODULE)[::2])
+    assert not plugin.input_was_cut(None, cut[0], cut[2])
+
+
+def test_a_module_cut_every_time_ends_after_three_retries_with_pythons_error(
+    tmp_path: Path,
+) -> None:
+    python = _python(tmp_path / "runs")
+    sent: list[int] = []
+
+    def always_cut() -> tuple[int, str, str]:
+        sent.append(1)
+        return python(MODULE, cut=100)
+
+    warnings: list[str] = []
+    returncode, _, stderr = plugin.run_with_input_retry(always_cut, MODULE, warnings.append)
+    assert returncode != 0 and "SyntaxError" in stderr
+    assert len(sent) == 1 + plugin.TMPDIR_RETRIES and len(warnings) == 3
+    assert not (tmp_path / "runs").exists()
