@@ -13,7 +13,6 @@ Needs root (ip netns), `chromium` and `certutil` (libnss3-tools) from Debian, an
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -129,10 +128,8 @@ def speak_into_open_webui(
         try:
             page = browser.new_page()
             page.set_default_timeout(timeout_ms)
-            # The session is in localStorage before any of the page's scripts run. (Set from a
-            # loaded /auth page instead, it raced that page's own start: once, under load, the
-            # app came up signed out and sent the browser back to /auth.)
-            page.add_init_script(f"localStorage.setItem('token', {json.dumps(token)})")
+            page.goto(url + "/auth", wait_until="domcontentloaded")
+            page.evaluate("token => localStorage.setItem('token', token)", token)
             page.goto(url + "/", wait_until="domcontentloaded")
             secure = bool(page.evaluate("window.isSecureContext"))
             button = page.locator("#voice-input-button")
